@@ -1,0 +1,341 @@
+//! The spec's lock manager: the held lock set and one FIFO request queue per name.
+//!
+//! Spec: <https://w3c.github.io/web-locks/#lock-manager>
+//!
+//! Pure and deterministic: no clock, no I/O, no randomness, no panics. Every operation
+//! appends the [`Effect`]s the caller must perform (call back, call back with `null`,
+//! reject a stolen lock) to an output vector, in the order the spec performs them.
+//!
+//! ```text
+//!             request()                         grantable (head of queue, mode ok)
+//!   (new) ──────────────► Queued ─────────────────────────────► Held ──┐
+//!     │ ifAvailable,         │ release()/abort()                  │     │ release()
+//!     │ not grantable        ▼ (removed, queue reprocessed)       │     ▼
+//!     └──► Unavailable     (gone)            steal by another ───┘   (gone)
+//!          (callback(null), never queued)    → Stolen effect
+//! ```
+//!
+//! Costs: every operation is O(log n) in the number of names and requests, plus O(k) for
+//! the k requests it grants or evicts. `snapshot()` is proportional to its output, since
+//! empty per-name state is dropped.
+
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+#[cfg(test)]
+mod tests;
+
+/// A resource name: the exact UTF-16 code units of the JS string. Compared code unit by
+/// code unit, with no normalisation, so `"\u{D800}"` (a lone surrogate) and `"\u{FFFD}"`
+/// are different names (R-07).
+pub type ResourceName = Rc<[u16]>;
+
+/// One context (tab, frame, worker) as the engine knows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ClientId(pub u32);
+
+/// A request, numbered by its client; never reused by that client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RequestId(pub u64);
+
+/// The engine-wide identity of a request: which client, which of its requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RequestKey {
+    pub client: ClientId,
+    pub request: RequestId,
+}
+
+/// Spec: <https://w3c.github.io/web-locks/#enumdef-lockmode>
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LockMode {
+    Exclusive,
+    Shared,
+}
+
+/// The modifiers of a request that reach the lock task queue. `signal` never does: an
+/// abort reaches the engine as [`Engine::abort`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RequestFlags {
+    pub if_available: bool,
+    pub steal: bool,
+}
+
+/// What the caller must do after an operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// The request is now held: invoke its callback with a `Lock`.
+    Granted(RequestKey),
+    /// `ifAvailable` and not grantable: invoke the callback with `null`. Never queued.
+    Unavailable(RequestKey),
+    /// The held lock was stolen: reject its `request()` promise with an `AbortError`.
+    Stolen(RequestKey),
+}
+
+/// Why the engine refused an operation. The bindings validate first, so these only
+/// guard the engine against a misbehaving or foreign caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// The key is already queued or held.
+    DuplicateRequest,
+    /// `steal` with `ifAvailable`, or `steal` with a shared mode (R-13, R-14).
+    InvalidFlags,
+}
+
+/// One entry of a [`Snapshot`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LockInfo {
+    pub name: ResourceName,
+    pub mode: LockMode,
+    pub client: ClientId,
+    pub request: RequestId,
+}
+
+/// Spec: <https://w3c.github.io/web-locks/#snapshot-the-lock-state>
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Held locks, per name in grant order.
+    pub held: Vec<LockInfo>,
+    /// Waiting requests, per name in queue order (R-72).
+    pub pending: Vec<LockInfo>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Place {
+    /// Position in its name's queue (smaller is nearer the head).
+    Queued(i64),
+    /// Grant number, the key of its name's held map.
+    Held(u64),
+}
+
+#[derive(Debug)]
+struct Entry {
+    name: ResourceName,
+    mode: LockMode,
+    place: Place,
+}
+
+#[derive(Debug, Default)]
+struct NameState {
+    /// The lock request queue: position → request. Steals take `head - 1`, others `tail`.
+    queue: BTreeMap<i64, RequestKey>,
+    head: i64,
+    tail: i64,
+    /// Held locks with this name, in grant order.
+    held: BTreeMap<u64, (RequestKey, LockMode)>,
+    exclusive_held: usize,
+}
+
+impl NameState {
+    fn is_empty(&self) -> bool {
+        self.queue.is_empty() && self.held.is_empty()
+    }
+
+    /// Spec: <https://w3c.github.io/web-locks/#grantable> (mode half; the caller checks
+    /// the queue half).
+    fn mode_allows(&self, mode: LockMode) -> bool {
+        match mode {
+            LockMode::Exclusive => self.held.is_empty(),
+            LockMode::Shared => self.exclusive_held == 0,
+        }
+    }
+}
+
+/// The lock manager of one origin (one storage bucket).
+#[derive(Debug, Default)]
+pub struct Engine {
+    names: BTreeMap<ResourceName, NameState>,
+    /// Every queued or held request; ordered by client first, so one client's requests
+    /// form a contiguous range (used by [`Engine::terminate`]).
+    entries: BTreeMap<RequestKey, Entry>,
+    grants: u64,
+}
+
+impl Engine {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of queued plus held requests.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Whether `key` is currently held.
+    pub fn is_held(&self, key: RequestKey) -> bool {
+        matches!(self.entries.get(&key), Some(Entry { place: Place::Held(_), .. }))
+    }
+
+    /// Whether `key` is currently waiting in a queue.
+    pub fn is_queued(&self, key: RequestKey) -> bool {
+        matches!(self.entries.get(&key), Some(Entry { place: Place::Queued(_), .. }))
+    }
+
+    /// Spec: <https://w3c.github.io/web-locks/#request-a-lock> (the steps run on the lock
+    /// task queue).
+    pub fn request(
+        &mut self,
+        key: RequestKey,
+        name: ResourceName,
+        mode: LockMode,
+        flags: RequestFlags,
+        out: &mut Vec<Effect>,
+    ) -> Result<(), EngineError> {
+        if flags.steal && (flags.if_available || mode != LockMode::Exclusive) {
+            return Err(EngineError::InvalidFlags);
+        }
+        if self.entries.contains_key(&key) {
+            return Err(EngineError::DuplicateRequest);
+        }
+        let state = self.names.entry(name.clone()).or_default();
+        let position = if flags.steal {
+            // Evict every holder of the name, whatever its mode or client, then go to the
+            // head of the queue.
+            for (_, (victim, _)) in std::mem::take(&mut state.held) {
+                self.entries.remove(&victim);
+                out.push(Effect::Stolen(victim));
+            }
+            state.exclusive_held = 0;
+            state.head = state.head.wrapping_sub(1);
+            state.head
+        } else {
+            // ifAvailable: grantable only if the queue is empty (R-42) and the mode allows.
+            if flags.if_available && !(state.queue.is_empty() && state.mode_allows(mode)) {
+                if state.is_empty() {
+                    self.names.remove(&name);
+                }
+                out.push(Effect::Unavailable(key));
+                return Ok(());
+            }
+            let position = state.tail;
+            state.tail = state.tail.wrapping_add(1);
+            position
+        };
+        state.queue.insert(position, key);
+        self.entries.insert(key, Entry { name: name.clone(), mode, place: Place::Queued(position) });
+        self.process_the_lock_request_queue(&name, out);
+        Ok(())
+    }
+
+    /// Releases a held lock or withdraws a queued request, then reprocesses its queue.
+    /// This is both the spec's "release the lock" and "abort the request"; a client sends
+    /// it when a callback's promise settles, when a signal aborts, or to drop a grant it
+    /// will not use. Returns `false` (and does nothing) when `key` is neither held nor
+    /// queued, e.g. after a steal.
+    ///
+    /// Spec: <https://w3c.github.io/web-locks/#release-the-lock>,
+    /// <https://w3c.github.io/web-locks/#abort-the-request>
+    pub fn release(&mut self, key: RequestKey, out: &mut Vec<Effect>) -> bool {
+        let Some(entry) = self.entries.remove(&key) else {
+            return false;
+        };
+        self.detach(&entry);
+        self.process_the_lock_request_queue(&entry.name, out);
+        true
+    }
+
+    /// A client is gone: drop its waiting requests, then release its locks, then grant
+    /// whatever that unblocks. No request of the dying client is ever granted by this.
+    ///
+    /// Spec: <https://w3c.github.io/web-locks/#terminate-remaining-locks-and-requests>
+    pub fn terminate(&mut self, client: ClientId, out: &mut Vec<Effect>) {
+        let range = RequestKey { client, request: RequestId(0) }
+            ..=RequestKey { client, request: RequestId(u64::MAX) };
+        let keys: Vec<RequestKey> = self.entries.range(range).map(|(k, _)| *k).collect();
+        let mut touched: Vec<ResourceName> = Vec::new();
+        for key in keys {
+            if let Some(entry) = self.entries.remove(&key) {
+                self.detach(&entry);
+                if touched.last() != Some(&entry.name) {
+                    touched.push(entry.name);
+                }
+            }
+        }
+        // Removing every request before reprocessing gives the same grants as the spec's
+        // request-by-request order (grantability only grows as entries leave), without
+        // ever granting one of the dying client's own requests.
+        touched.sort();
+        touched.dedup();
+        for name in touched {
+            self.process_the_lock_request_queue(&name, out);
+        }
+    }
+
+    /// Spec: <https://w3c.github.io/web-locks/#snapshot-the-lock-state>
+    pub fn snapshot(&self) -> Snapshot {
+        let mut snap = Snapshot::default();
+        for (name, state) in &self.names {
+            for (key, mode) in state.held.values() {
+                snap.held.push(info(name, *mode, *key));
+            }
+            for key in state.queue.values() {
+                if let Some(entry) = self.entries.get(key) {
+                    snap.pending.push(info(name, entry.mode, *key));
+                }
+            }
+        }
+        snap
+    }
+
+    /// Removes `entry` from its queue or held set; drops the name's state when empty is
+    /// left to [`Self::process_the_lock_request_queue`].
+    fn detach(&mut self, entry: &Entry) {
+        let Some(state) = self.names.get_mut(&entry.name) else {
+            return;
+        };
+        match entry.place {
+            Place::Queued(position) => {
+                state.queue.remove(&position);
+            }
+            Place::Held(grant) => {
+                if let Some((_, mode)) = state.held.remove(&grant) {
+                    if mode == LockMode::Exclusive {
+                        state.exclusive_held = state.exclusive_held.saturating_sub(1);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Grants every grantable request at the head of `name`'s queue, in order, stopping
+    /// at the first that is not grantable: no barging (R-24), several shared grants in
+    /// one pass (R-25). Drops the name's state once nothing is queued or held.
+    ///
+    /// Spec: <https://w3c.github.io/web-locks/#process-the-lock-request-queue>
+    fn process_the_lock_request_queue(&mut self, name: &[u16], out: &mut Vec<Effect>) {
+        let Some(state) = self.names.get_mut(name) else {
+            return;
+        };
+        while let Some((&position, &key)) = state.queue.first_key_value() {
+            let Some(req) = self.entries.get_mut(&key) else {
+                // Unreachable: queue and entries change together. Drop the stray slot.
+                state.queue.remove(&position);
+                continue;
+            };
+            if !state.mode_allows(req.mode) {
+                break;
+            }
+            state.queue.remove(&position);
+            self.grants = self.grants.wrapping_add(1);
+            req.place = Place::Held(self.grants);
+            state.held.insert(self.grants, (key, req.mode));
+            if req.mode == LockMode::Exclusive {
+                state.exclusive_held += 1;
+            }
+            out.push(Effect::Granted(key));
+        }
+        if state.is_empty() {
+            self.names.remove(name);
+        }
+    }
+}
+
+fn info(name: &ResourceName, mode: LockMode, key: RequestKey) -> LockInfo {
+    LockInfo { name: name.clone(), mode, client: key.client, request: key.request }
+}

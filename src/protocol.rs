@@ -1,0 +1,362 @@
+//! Messages between a context (client) and the arbiter that owns the engine.
+//!
+//! The wire form is a sequence of 16-bit words, because resource names are sequences of
+//! UTF-16 code units and must cross unchanged (lone surrogates included). Every message
+//! starts with [`VERSION`]; the decoder is total: anything malformed, truncated, foreign
+//! or from another protocol version decodes to a [`DecodeError`], never a panic.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use crate::engine::{LockMode, RequestFlags, RequestId};
+
+/// Bumped on any incompatible change; also part of channel and worker names, so two
+/// versions never share a channel in the first place.
+pub const VERSION: u16 = 1;
+
+/// One `{name, mode, clientId}` of a query answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WireLockInfo {
+    pub name: Vec<u16>,
+    pub mode: LockMode,
+    pub client: Vec<u16>,
+}
+
+/// Client → arbiter.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientMsg {
+    /// Spec "request a lock": queue (or steal, or try) a lock on `name`.
+    Request { id: RequestId, name: Vec<u16>, mode: LockMode, flags: RequestFlags },
+    /// Release a held lock or withdraw a queued request (settled callback, abort, or a
+    /// grant that will not be used).
+    Release { id: RequestId },
+    /// Ask for a snapshot; answered by [`ArbiterMsg::Snapshot`] with the same `id`.
+    Query { id: u32 },
+}
+
+/// Arbiter → client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ArbiterMsg {
+    Granted { id: RequestId },
+    Unavailable { id: RequestId },
+    Stolen { id: RequestId },
+    Snapshot { id: u32, held: Vec<WireLockInfo>, pending: Vec<WireLockInfo> },
+}
+
+/// Why a message could not be decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// Empty, or from another protocol version.
+    Version,
+    /// A tag this version does not know.
+    Tag,
+    /// Ran out of words, or a field holds an impossible value.
+    Malformed,
+    /// Words left over after a complete message.
+    Trailing,
+}
+
+const T_REQUEST: u16 = 1;
+const T_RELEASE: u16 = 2;
+const T_QUERY: u16 = 3;
+const T_GRANTED: u16 = 16;
+const T_UNAVAILABLE: u16 = 17;
+const T_STOLEN: u16 = 18;
+const T_SNAPSHOT: u16 = 19;
+
+const F_SHARED: u16 = 1;
+const F_IF_AVAILABLE: u16 = 2;
+const F_STEAL: u16 = 4;
+
+struct Writer(Vec<u16>);
+
+impl Writer {
+    fn new(tag: u16) -> Self {
+        Writer(vec![VERSION, tag])
+    }
+    fn u32(&mut self, v: u32) {
+        self.0.extend_from_slice(&[v as u16, (v >> 16) as u16]);
+    }
+    fn u64(&mut self, v: u64) {
+        self.u32(v as u32);
+        self.u32((v >> 32) as u32);
+    }
+    fn str(&mut self, s: &[u16]) {
+        self.u32(s.len() as u32);
+        self.0.extend_from_slice(s);
+    }
+    fn info(&mut self, i: &WireLockInfo) {
+        self.0.push(mode_bits(i.mode));
+        self.str(&i.name);
+        self.str(&i.client);
+    }
+}
+
+struct Reader<'a>(&'a [u16]);
+
+impl Reader<'_> {
+    fn word(&mut self) -> Result<u16, DecodeError> {
+        let (first, rest) = self.0.split_first().ok_or(DecodeError::Malformed)?;
+        self.0 = rest;
+        Ok(*first)
+    }
+    fn u32(&mut self) -> Result<u32, DecodeError> {
+        Ok(u32::from(self.word()?) | (u32::from(self.word()?) << 16))
+    }
+    fn u64(&mut self) -> Result<u64, DecodeError> {
+        Ok(u64::from(self.u32()?) | (u64::from(self.u32()?) << 32))
+    }
+    fn str(&mut self) -> Result<Vec<u16>, DecodeError> {
+        let len = self.u32()? as usize;
+        if len > self.0.len() {
+            return Err(DecodeError::Malformed);
+        }
+        let (s, rest) = self.0.split_at(len);
+        self.0 = rest;
+        Ok(s.to_vec())
+    }
+    fn mode(&mut self) -> Result<LockMode, DecodeError> {
+        match self.word()? {
+            0 => Ok(LockMode::Exclusive),
+            F_SHARED => Ok(LockMode::Shared),
+            _ => Err(DecodeError::Malformed),
+        }
+    }
+    fn infos(&mut self) -> Result<Vec<WireLockInfo>, DecodeError> {
+        let n = self.u32()? as usize;
+        // Each entry takes at least 5 words: never trust a count beyond the input.
+        if n > self.0.len() / 5 {
+            return Err(DecodeError::Malformed);
+        }
+        let mut v = Vec::with_capacity(n);
+        for _ in 0..n {
+            let mode = self.mode()?;
+            v.push(WireLockInfo { mode, name: self.str()?, client: self.str()? });
+        }
+        Ok(v)
+    }
+    fn end<T>(self, v: T) -> Result<T, DecodeError> {
+        if self.0.is_empty() {
+            Ok(v)
+        } else {
+            Err(DecodeError::Trailing)
+        }
+    }
+}
+
+fn mode_bits(mode: LockMode) -> u16 {
+    match mode {
+        LockMode::Exclusive => 0,
+        LockMode::Shared => F_SHARED,
+    }
+}
+
+fn header<'a>(words: &'a [u16]) -> Result<(u16, Reader<'a>), DecodeError> {
+    match words {
+        [VERSION, tag, rest @ ..] => Ok((*tag, Reader(rest))),
+        _ => Err(DecodeError::Version),
+    }
+}
+
+impl ClientMsg {
+    pub fn encode(&self) -> Vec<u16> {
+        match self {
+            ClientMsg::Request { id, name, mode, flags } => {
+                let mut w = Writer::new(T_REQUEST);
+                w.u64(id.0);
+                let mut bits = mode_bits(*mode);
+                if flags.if_available {
+                    bits |= F_IF_AVAILABLE;
+                }
+                if flags.steal {
+                    bits |= F_STEAL;
+                }
+                w.0.push(bits);
+                w.str(name);
+                w.0
+            }
+            ClientMsg::Release { id } => {
+                let mut w = Writer::new(T_RELEASE);
+                w.u64(id.0);
+                w.0
+            }
+            ClientMsg::Query { id } => {
+                let mut w = Writer::new(T_QUERY);
+                w.u32(*id);
+                w.0
+            }
+        }
+    }
+
+    pub fn decode(words: &[u16]) -> Result<Self, DecodeError> {
+        let (tag, mut r) = header(words)?;
+        match tag {
+            T_REQUEST => {
+                let id = RequestId(r.u64()?);
+                let bits = r.word()?;
+                if bits & !(F_SHARED | F_IF_AVAILABLE | F_STEAL) != 0 {
+                    return Err(DecodeError::Malformed);
+                }
+                let mode = if bits & F_SHARED != 0 { LockMode::Shared } else { LockMode::Exclusive };
+                let flags = RequestFlags {
+                    if_available: bits & F_IF_AVAILABLE != 0,
+                    steal: bits & F_STEAL != 0,
+                };
+                let name = r.str()?;
+                r.end(ClientMsg::Request { id, name, mode, flags })
+            }
+            T_RELEASE => {
+                let id = RequestId(r.u64()?);
+                r.end(ClientMsg::Release { id })
+            }
+            T_QUERY => {
+                let id = r.u32()?;
+                r.end(ClientMsg::Query { id })
+            }
+            _ => Err(DecodeError::Tag),
+        }
+    }
+}
+
+impl ArbiterMsg {
+    pub fn encode(&self) -> Vec<u16> {
+        let (tag, id) = match self {
+            ArbiterMsg::Granted { id } => (T_GRANTED, id),
+            ArbiterMsg::Unavailable { id } => (T_UNAVAILABLE, id),
+            ArbiterMsg::Stolen { id } => (T_STOLEN, id),
+            ArbiterMsg::Snapshot { id, held, pending } => {
+                let mut w = Writer::new(T_SNAPSHOT);
+                w.u32(*id);
+                for list in [held, pending] {
+                    w.u32(list.len() as u32);
+                    for i in list {
+                        w.info(i);
+                    }
+                }
+                return w.0;
+            }
+        };
+        let mut w = Writer::new(tag);
+        w.u64(id.0);
+        w.0
+    }
+
+    pub fn decode(words: &[u16]) -> Result<Self, DecodeError> {
+        let (tag, mut r) = header(words)?;
+        match tag {
+            T_GRANTED | T_UNAVAILABLE | T_STOLEN => {
+                let id = RequestId(r.u64()?);
+                r.end(match tag {
+                    T_GRANTED => ArbiterMsg::Granted { id },
+                    T_UNAVAILABLE => ArbiterMsg::Unavailable { id },
+                    _ => ArbiterMsg::Stolen { id },
+                })
+            }
+            T_SNAPSHOT => {
+                let id = r.u32()?;
+                let held = r.infos()?;
+                let pending = r.infos()?;
+                r.end(ArbiterMsg::Snapshot { id, held, pending })
+            }
+            _ => Err(DecodeError::Tag),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn sample_client() -> Vec<ClientMsg> {
+        vec![
+            ClientMsg::Request {
+                id: RequestId(u64::MAX),
+                name: vec![0xD800, 0, 0xFFFF],
+                mode: LockMode::Shared,
+                flags: RequestFlags { if_available: true, steal: false },
+            },
+            ClientMsg::Request {
+                id: RequestId(7),
+                name: vec![],
+                mode: LockMode::Exclusive,
+                flags: RequestFlags { if_available: false, steal: true },
+            },
+            ClientMsg::Release { id: RequestId(1 << 40) },
+            ClientMsg::Query { id: 3 },
+        ]
+    }
+
+    fn sample_arbiter() -> Vec<ArbiterMsg> {
+        let info = |n: &[u16], m, c: &[u16]| WireLockInfo { name: n.to_vec(), mode: m, client: c.to_vec() };
+        vec![
+            ArbiterMsg::Granted { id: RequestId(1) },
+            ArbiterMsg::Unavailable { id: RequestId(2) },
+            ArbiterMsg::Stolen { id: RequestId(3) },
+            ArbiterMsg::Snapshot {
+                id: 9,
+                held: vec![info(&[97], LockMode::Exclusive, &[49]), info(&[0xDC00], LockMode::Shared, &[])],
+                pending: vec![],
+            },
+        ]
+    }
+
+    #[test]
+    fn round_trip() {
+        for m in sample_client() {
+            assert_eq!(ClientMsg::decode(&m.encode()), Ok(m));
+        }
+        for m in sample_arbiter() {
+            assert_eq!(ArbiterMsg::decode(&m.encode()), Ok(m));
+        }
+    }
+
+    #[test]
+    fn foreign_versions_and_truncations_are_errors() {
+        assert_eq!(ClientMsg::decode(&[]), Err(DecodeError::Version));
+        assert_eq!(ClientMsg::decode(&[VERSION + 1, T_QUERY, 0, 0]), Err(DecodeError::Version));
+        assert_eq!(ClientMsg::decode(&[VERSION, 99]), Err(DecodeError::Tag));
+        // A client message is not an arbiter message and vice versa.
+        assert_eq!(ArbiterMsg::decode(&ClientMsg::Query { id: 1 }.encode()), Err(DecodeError::Tag));
+        for m in sample_client() {
+            let w = m.encode();
+            for cut in 0..w.len() {
+                assert!(ClientMsg::decode(&w[..cut]).is_err(), "{m:?} cut at {cut}");
+            }
+            let mut long = w.clone();
+            long.push(0);
+            assert_eq!(ClientMsg::decode(&long), Err(DecodeError::Trailing));
+        }
+        for m in sample_arbiter() {
+            let w = m.encode();
+            for cut in 0..w.len() {
+                assert!(ArbiterMsg::decode(&w[..cut]).is_err(), "{m:?} cut at {cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn huge_counts_do_not_allocate() {
+        // A snapshot claiming 2^32-1 entries in a 10-word message is rejected up front.
+        let w = [VERSION, T_SNAPSHOT, 0, 0, 0xFFFF, 0xFFFF, 0, 0, 0, 0];
+        assert_eq!(ArbiterMsg::decode(&w), Err(DecodeError::Malformed));
+    }
+
+    proptest! {
+        #[test]
+        fn decoders_are_total(words in proptest::collection::vec(any::<u16>(), 0..64)) {
+            let _ = ClientMsg::decode(&words);
+            let _ = ArbiterMsg::decode(&words);
+        }
+
+        #[test]
+        fn decoders_are_total_near_valid(idx in 0usize..8, pos in 0usize..64, val in any::<u16>()) {
+            let msgs: Vec<Vec<u16>> = sample_client().iter().map(ClientMsg::encode)
+                .chain(sample_arbiter().iter().map(ArbiterMsg::encode)).collect();
+            let mut w = msgs[idx % msgs.len()].clone();
+            let at = pos % w.len();
+            w[at] = val;
+            let _ = ClientMsg::decode(&w);
+            let _ = ArbiterMsg::decode(&w);
+        }
+    }
+}

@@ -26,6 +26,8 @@ use std::rc::Rc;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod model_tests;
 
 /// A resource name: the exact UTF-16 code units of the JS string. Compared code unit by
 /// code unit, with no normalisation, so `"\u{D800}"` (a lone surrogate) and `"\u{FFFD}"`

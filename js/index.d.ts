@@ -1,0 +1,31 @@
+// Types reuse TypeScript's own lib.dom declarations (LockManager, Lock, LockOptions,
+// LockManagerSnapshot), so code written against `navigator.locks` type-checks unchanged.
+
+/** The browser's `navigator.locks` where it exists, else the polyfill's manager. */
+export declare const locks: globalThis.LockManager;
+/** The `LockManager` interface (no public constructor). */
+export declare const LockManager: typeof globalThis.LockManager;
+/** The `Lock` interface of granted locks (no public constructor). */
+export declare const Lock: typeof globalThis.Lock;
+
+export interface InstallOptions {
+  /** Replace the browser's own `navigator.locks` too. Default: only where missing. */
+  force?: boolean;
+}
+
+/** Installs the polyfill on `navigator.locks` where missing (or always, with `force`). */
+export declare function install(options?: InstallOptions): globalThis.LockManager | null;
+
+/** The polyfill's own implementation, whether or not the browser has one. */
+export declare const polyfill: {
+  readonly locks: globalThis.LockManager & { readonly ready: Promise<void> };
+  readonly LockManager: typeof globalThis.LockManager;
+  readonly Lock: typeof globalThis.Lock;
+};
+
+declare global {
+  interface LockManager {
+    /** Only on the polyfill: resolves once its wasm module is ready. */
+    readonly ready?: Promise<void>;
+  }
+}

@@ -1,0 +1,36 @@
+// `import { locks, LockManager, Lock, install } from "web-locks-wasm"`: a ponyfill.
+// `locks` is the browser's own manager where there is one, else ours. Importing touches no
+// global and loads no wasm: the module is fetched on the first call.
+import { Lock as OurLock, LockManager as OurLockManager, install as coreInstall, polyfillManager, setLoader } from "./core.js";
+
+setLoader(async () => {
+  const glue = await import("./web_locks_wasm.js");
+  await glue.default({ module_or_path: new URL("./web_locks_wasm_bg.wasm", import.meta.url) });
+  return glue;
+});
+
+const native = typeof navigator !== "undefined" && navigator && navigator.locks ? navigator.locks : null;
+
+/** The browser's `navigator.locks` where it exists, else the polyfill's manager. */
+export const locks = native || polyfillManager();
+/** The `LockManager` interface that `locks` is an instance of. */
+export const LockManager = native ? Object.getPrototypeOf(native).constructor : OurLockManager;
+/** The `Lock` interface of the granted locks. */
+export const Lock = native && typeof globalThis.Lock === "function" ? globalThis.Lock : OurLock;
+
+/**
+ * Installs the polyfill on `navigator.locks` (and `WorkerNavigator`) where missing;
+ * `install({ force: true })` replaces the browser's own. Returns the manager in force.
+ */
+export function install(options) {
+  return coreInstall(options);
+}
+
+/** The polyfill's own manager, whether or not the browser has one. */
+export const polyfill = {
+  get locks() {
+    return polyfillManager();
+  },
+  LockManager: OurLockManager,
+  Lock: OurLock,
+};

@@ -1,0 +1,35 @@
+// A tiny static file server for the demo, the tests and the benchmarks (localhost is a
+// secure context, so the browser's own navigator.locks exists there to compare against).
+import { createServer } from "node:http";
+import { readFile, stat } from "node:fs/promises";
+import { extname, join, normalize } from "node:path";
+
+const TYPES = {
+  ".html": "text/html; charset=utf-8",
+  ".js": "text/javascript; charset=utf-8",
+  ".mjs": "text/javascript; charset=utf-8",
+  ".json": "application/json",
+  ".wasm": "application/wasm",
+  ".css": "text/css",
+  ".map": "application/json",
+  ".md": "text/markdown; charset=utf-8",
+};
+
+/** Serves `root` on 127.0.0.1:`port` (0 = any free port). Resolves to the http.Server. */
+export function serve(root, port = 0, { index = "index.html" } = {}) {
+  const server = createServer(async (req, res) => {
+    try {
+      let path = normalize(decodeURIComponent(new URL(req.url, "http://x").pathname));
+      if (path.includes("..")) throw Object.assign(new Error("bad path"), { code: "ENOENT" });
+      let file = join(root, path);
+      if ((await stat(file)).isDirectory()) file = join(file, index);
+      const body = await readFile(file);
+      res.writeHead(200, { "content-type": TYPES[extname(file)] || "application/octet-stream", "cache-control": "no-store" });
+      res.end(body);
+    } catch {
+      res.writeHead(404, { "content-type": "text/plain" });
+      res.end("not found");
+    }
+  });
+  return new Promise((resolve) => server.listen(port, "127.0.0.1", () => resolve(server)));
+}

@@ -1,0 +1,457 @@
+//! The `LockManager` that script calls: Web IDL argument conversion, the spec's checks in
+//! order (R-18), promises, callbacks and `AbortSignal`, over an arbiter.
+//!
+//! The only module that touches JS. Everything JS-specific it needs (string conversion,
+//! `DOMException`, `Lock` objects, tasks, signal listeners) comes from a small `Host`
+//! object that `js/core.js` passes to [`init`], so that this code runs unchanged in
+//! windows and every kind of worker, and so that no `web-sys` is linked.
+//!
+//! A request moves through these phases on the client side:
+//!
+//! ```text
+//!  request() ──► Queued ──Granted──► Granted ──task──► Running ──settled──► (release, settle)
+//!                  │                   │ abort           ▲
+//!                  │ abort / stolen    ▼                 │ Unavailable: task runs callback(null)
+//!                  └───────────────► (rejected; a Release withdraws it at the arbiter)
+//! ```
+//!
+//! In this build the arbiter runs in the calling context itself (the degenerate arbiter);
+//! the client only ever talks to it through [`ClientMsg`]/[`ArbiterMsg`], so the arbiter
+//! can move to another context without touching the client logic.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
+use wasm_bindgen::prelude::*;
+
+use crate::arbiter::Arbiter;
+use crate::engine::{ClientId, LockMode, RequestFlags, RequestId};
+use crate::protocol::{ArbiterMsg, ClientMsg, WireLockInfo};
+
+#[wasm_bindgen]
+extern "C" {
+    /// The JS half of the bindings: `host` in `js/core.js`.
+    pub type Host;
+
+    /// Web IDL `DOMString` conversion: `${v}` (ToString; throws on a Symbol).
+    #[wasm_bindgen(method, catch, js_name = str)]
+    fn to_dom_string(this: &Host, v: &JsValue) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(method)]
+    fn units(this: &Host, s: &JsValue) -> Vec<u16>;
+    #[wasm_bindgen(method, js_name = fromUnits)]
+    fn from_units(this: &Host, u: &[u16]) -> JsValue;
+    /// `obj[key]`, running getters (which may throw).
+    #[wasm_bindgen(method, catch)]
+    fn get(this: &Host, obj: &JsValue, key: &str) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(method, js_name = isObject)]
+    fn is_object(this: &Host, v: &JsValue) -> bool;
+    /// A brand check: a real `AbortSignal`, from any realm.
+    #[wasm_bindgen(method, js_name = isSignal)]
+    fn is_signal(this: &Host, v: &JsValue) -> bool;
+    #[wasm_bindgen(method)]
+    fn aborted(this: &Host, signal: &JsValue) -> bool;
+    #[wasm_bindgen(method)]
+    fn reason(this: &Host, signal: &JsValue) -> JsValue;
+    /// `false` when this global's document is not fully active (R-10).
+    #[wasm_bindgen(method)]
+    fn active(this: &Host) -> bool;
+    /// `true` when no lock manager can be obtained: an opaque origin (R-11).
+    #[wasm_bindgen(method)]
+    fn opaque(this: &Host) -> bool;
+    #[wasm_bindgen(method, js_name = typeError)]
+    fn type_error(this: &Host, msg: &str) -> JsValue;
+    #[wasm_bindgen(method)]
+    fn domex(this: &Host, msg: &str, name: &str) -> JsValue;
+    /// A new `{promise, resolve, reject}` record.
+    #[wasm_bindgen(method)]
+    fn defer(this: &Host) -> JsValue;
+    #[wasm_bindgen(method, js_name = promiseOf)]
+    fn promise_of(this: &Host, deferred: &JsValue) -> JsValue;
+    #[wasm_bindgen(method)]
+    fn settle(this: &Host, deferred: &JsValue, ok: bool, value: &JsValue);
+    #[wasm_bindgen(method)]
+    fn rejected(this: &Host, reason: &JsValue) -> JsValue;
+    /// Runs `done(id)` later, in a task of its own (the spec's "queue a step").
+    #[wasm_bindgen(method)]
+    fn task(this: &Host, id: f64);
+    /// Subscribes `abort(id)` to the signal's `abort` event; returns the token to unlisten.
+    #[wasm_bindgen(method)]
+    fn listen(this: &Host, signal: &JsValue, id: f64) -> JsValue;
+    #[wasm_bindgen(method)]
+    fn unlisten(this: &Host, signal: &JsValue, token: &JsValue);
+    /// Invokes `callback(lock or null)`; when the result settles, calls `done(id, ok, v)`.
+    /// A thrown value rejects as-is (a thrown thenable is not adopted, R-33).
+    #[wasm_bindgen(method)]
+    fn invoke(this: &Host, callback: &JsValue, name: &JsValue, mode: u8, id: f64);
+    #[wasm_bindgen(method, js_name = clientId)]
+    fn client_id(this: &Host) -> JsValue;
+    /// Builds a `LockManagerSnapshot` from flat `[name, mode, clientId, …]` lists.
+    #[wasm_bindgen(method)]
+    fn snapshot(this: &Host, held: Vec<JsValue>, pending: Vec<JsValue>) -> JsValue;
+    /// Hands the host the three entry points it calls back.
+    #[wasm_bindgen(method)]
+    fn wire(this: &Host, task: JsValue, done: JsValue, abort: JsValue);
+}
+
+/// `Lock.mode` as the host's `invoke` receives it: 0 = none (callback(null)).
+const MODE_NULL: u8 = 0;
+const MODE_EXCLUSIVE: u8 = 1;
+const MODE_SHARED: u8 = 2;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Phase {
+    /// Sent; waiting for the arbiter.
+    Queued,
+    /// Granted; the callback step is queued as a task.
+    Granted,
+    /// Not available (`ifAvailable`); the `callback(null)` step is queued.
+    Unavailable,
+    /// The callback was invoked; waiting for its promise to settle.
+    Running { held: bool },
+    /// The request promise was rejected (stolen) while the callback ran or was queued.
+    Broken,
+}
+
+struct Request {
+    /// The name exactly as converted: `Lock.name` returns this very string (R-08).
+    name: JsValue,
+    mode: LockMode,
+    callback: JsValue,
+    deferred: JsValue,
+    /// The signal and the token of our abort listener, until the callback is invoked.
+    signal: Option<(JsValue, JsValue)>,
+    phase: Phase,
+}
+
+struct Client {
+    host: Host,
+    arbiter: Arbiter,
+    me: ClientId,
+    client_id: JsValue,
+    next_request: u64,
+    next_query: u32,
+    requests: BTreeMap<u64, Request>,
+    queries: BTreeMap<u32, JsValue>,
+    inbox: Vec<(ClientId, ArbiterMsg)>,
+}
+
+thread_local! {
+    static CLIENT: RefCell<Option<Client>> = const { RefCell::new(None) };
+}
+
+fn with<R>(f: impl FnOnce(&mut Client) -> R) -> Option<R> {
+    CLIENT.with(|c| c.try_borrow_mut().ok()?.as_mut().map(f))
+}
+
+/// Connects this context. Idempotent; call once before anything else.
+#[wasm_bindgen]
+pub fn init(host: Host) {
+    if with(|_| ()).is_some() {
+        return;
+    }
+    host.wire(
+        Closure::<dyn FnMut(f64)>::new(|id: f64| run_task(id as u64)).into_js_value(),
+        Closure::<dyn FnMut(f64, bool, JsValue)>::new(|id: f64, ok, v| done(id as u64, ok, v)).into_js_value(),
+        Closure::<dyn FnMut(f64)>::new(|id: f64| abort(id as u64)).into_js_value(),
+    );
+    let client_id = host.client_id();
+    let mut arbiter = Arbiter::new();
+    let me = arbiter.connect(&host.units(&client_id));
+    let client = Client {
+        host,
+        arbiter,
+        me,
+        client_id,
+        next_request: 1,
+        next_query: 1,
+        requests: BTreeMap::new(),
+        queries: BTreeMap::new(),
+        inbox: Vec::new(),
+    };
+    CLIENT.with(|c| *c.borrow_mut() = Some(client));
+}
+
+/// This context's `clientId`, as `query()` reports it.
+#[wasm_bindgen(js_name = clientId)]
+pub fn client_id() -> JsValue {
+    with(|c| c.client_id.clone()).unwrap_or_default()
+}
+
+struct Args {
+    name: JsValue,
+    mode: LockMode,
+    flags: RequestFlags,
+    signal: Option<JsValue>,
+    callback: JsValue,
+}
+
+/// Web IDL overload resolution and conversion (step 0): `TypeError`s, and whatever a
+/// user's `toString` or getter throws, in argument order and then in the dictionary's
+/// member order (ifAvailable, mode, signal, steal).
+fn convert(host: &Host, argc: u32, a0: &JsValue, a1: &JsValue, a2: &JsValue) -> Result<Args, JsValue> {
+    if argc < 2 {
+        return Err(host.type_error("2 arguments required"));
+    }
+    let name = host.to_dom_string(a0)?;
+    let (options, callback) = if argc == 2 { (&JsValue::UNDEFINED, a1) } else { (a1, a2) };
+    let mut args =
+        Args { name, mode: LockMode::Exclusive, flags: RequestFlags::default(), signal: None, callback: JsValue::NULL };
+    if !options.is_undefined() && !options.is_null() {
+        if !host.is_object(options) {
+            return Err(host.type_error("options is not an object"));
+        }
+        args.flags.if_available = host.get(options, "ifAvailable")?.is_truthy();
+        let mode = host.get(options, "mode")?;
+        if !mode.is_undefined() {
+            args.mode = match host.to_dom_string(&mode)?.as_string().as_deref() {
+                Some("exclusive") => LockMode::Exclusive,
+                Some("shared") => LockMode::Shared,
+                _ => return Err(host.type_error("mode is not a valid LockMode")),
+            };
+        }
+        let signal = host.get(options, "signal")?;
+        if !signal.is_undefined() {
+            if !host.is_signal(&signal) {
+                return Err(host.type_error("signal is not an AbortSignal"));
+            }
+            args.signal = Some(signal);
+        }
+        args.flags.steal = host.get(options, "steal")?.is_truthy();
+    }
+    if !callback.is_function() {
+        return Err(host.type_error("callback is not a function"));
+    }
+    args.callback = callback.clone();
+    Ok(args)
+}
+
+/// Spec request() steps 3–4 (also query()'s): `InvalidStateError`, `SecurityError`.
+fn check_context(host: &Host) -> Result<(), JsValue> {
+    if !host.active() {
+        return Err(host.domex("The document is not fully active.", "InvalidStateError"));
+    }
+    if host.opaque() {
+        return Err(host.domex("Access to the Locks API is denied in this context.", "SecurityError"));
+    }
+    Ok(())
+}
+
+/// Spec request() steps 3–9, in order (R-18).
+fn validate(host: &Host, args: &Args, units: &[u16]) -> Result<(), JsValue> {
+    check_context(host)?;
+    let not_supported = |msg| Err(host.domex(msg, "NotSupportedError"));
+    if units.first() == Some(&0x2D) {
+        return not_supported("Names starting with '-' are reserved.");
+    }
+    if args.flags.steal && args.flags.if_available {
+        return not_supported("The 'steal' and 'ifAvailable' options cannot be used together.");
+    }
+    if args.flags.steal && args.mode != LockMode::Exclusive {
+        return not_supported("The 'steal' option may only be used with 'exclusive' locks.");
+    }
+    if let Some(signal) = &args.signal {
+        if args.flags.steal || args.flags.if_available {
+            return not_supported("The 'signal' and 'steal' or 'ifAvailable' options cannot be used together.");
+        }
+        if host.aborted(signal) {
+            return Err(host.reason(signal));
+        }
+    }
+    Ok(())
+}
+
+/// `LockManager.request(name, [options], callback)`; `argc` is `arguments.length`.
+/// Every failure is a rejected promise (R-17).
+#[wasm_bindgen]
+pub fn request(argc: u32, a0: JsValue, a1: JsValue, a2: JsValue) -> JsValue {
+    let Some(host) = with(|c| c.host.clone().unchecked_into::<Host>()) else {
+        return JsValue::UNDEFINED;
+    };
+    // Conversion runs user code (toString, getters): no borrow is held across it.
+    let args = match convert(&host, argc, &a0, &a1, &a2) {
+        Ok(args) => args,
+        Err(e) => return host.rejected(&e),
+    };
+    let units = host.units(&args.name);
+    if let Err(e) = validate(&host, &args, &units) {
+        return host.rejected(&e);
+    }
+    with(|c| c.start(args, units)).unwrap_or_default()
+}
+
+/// `LockManager.query()`.
+#[wasm_bindgen]
+pub fn query() -> JsValue {
+    let Some(host) = with(|c| c.host.clone().unchecked_into::<Host>()) else {
+        return JsValue::UNDEFINED;
+    };
+    if let Err(e) = check_context(&host) {
+        return host.rejected(&e);
+    }
+    with(|c| {
+        let deferred = c.host.defer();
+        let id = c.next_query;
+        c.next_query = c.next_query.wrapping_add(1);
+        c.queries.insert(id, deferred.clone());
+        c.send(ClientMsg::Query { id });
+        c.host.promise_of(&deferred)
+    })
+    .unwrap_or_default()
+}
+
+impl Client {
+    fn start(&mut self, args: Args, units: Vec<u16>) -> JsValue {
+        let id = self.next_request;
+        self.next_request += 1;
+        let deferred = self.host.defer();
+        let signal = args.signal.map(|s| {
+            let token = self.host.listen(&s, id as f64);
+            (s, token)
+        });
+        self.requests.insert(
+            id,
+            Request {
+                name: args.name,
+                mode: args.mode,
+                callback: args.callback,
+                deferred: deferred.clone(),
+                signal,
+                phase: Phase::Queued,
+            },
+        );
+        self.send(ClientMsg::Request { id: RequestId(id), name: units, mode: args.mode, flags: args.flags });
+        self.host.promise_of(&deferred)
+    }
+
+    /// Delivers a message to the arbiter and handles whatever comes back for us.
+    fn send(&mut self, msg: ClientMsg) {
+        let mut inbox = std::mem::take(&mut self.inbox);
+        self.arbiter.handle(self.me, msg, &mut inbox);
+        for (to, msg) in inbox.drain(..) {
+            if to == self.me {
+                self.receive(msg);
+            }
+        }
+        self.inbox = inbox;
+    }
+
+    fn receive(&mut self, msg: ArbiterMsg) {
+        match msg {
+            ArbiterMsg::Granted { id } => match self.requests.get_mut(&id.0) {
+                Some(r) if r.phase == Phase::Queued => {
+                    r.phase = Phase::Granted;
+                    self.host.task(id.0 as f64);
+                }
+                // Aborted meanwhile (or unknown): give the grant straight back.
+                _ => self.send(ClientMsg::Release { id }),
+            },
+            ArbiterMsg::Unavailable { id } => {
+                if let Some(r) = self.requests.get_mut(&id.0) {
+                    r.phase = Phase::Unavailable;
+                    self.host.task(id.0 as f64);
+                }
+            }
+            ArbiterMsg::Stolen { id } => {
+                if let Some(r) = self.requests.get_mut(&id.0) {
+                    r.phase = Phase::Broken;
+                    let e = self.host.domex("Lock broken by another request with the 'steal' option.", "AbortError");
+                    self.host.settle(&r.deferred, false, &e);
+                }
+            }
+            ArbiterMsg::Snapshot { id, held, pending } => {
+                if let Some(deferred) = self.queries.remove(&id) {
+                    let flat = |list: Vec<WireLockInfo>| -> Vec<JsValue> {
+                        let mut v = Vec::with_capacity(list.len() * 3);
+                        for i in list {
+                            v.push(self.host.from_units(&i.name));
+                            v.push(JsValue::from_str(mode_str(i.mode)));
+                            v.push(self.host.from_units(&i.client));
+                        }
+                        v
+                    };
+                    let snap = self.host.snapshot(flat(held), flat(pending));
+                    self.host.settle(&deferred, true, &snap);
+                }
+            }
+        }
+    }
+}
+
+fn mode_str(mode: LockMode) -> &'static str {
+    match mode {
+        LockMode::Exclusive => "exclusive",
+        LockMode::Shared => "shared",
+    }
+}
+
+/// The spec's callback step, run in a task of its own after a grant or an unavailable.
+fn run_task(id: u64) {
+    let call = with(|c| {
+        let r = c.requests.get_mut(&id)?;
+        let (mode, held) = match r.phase {
+            Phase::Granted => (
+                match r.mode {
+                    LockMode::Exclusive => MODE_EXCLUSIVE,
+                    LockMode::Shared => MODE_SHARED,
+                },
+                true,
+            ),
+            Phase::Unavailable => (MODE_NULL, false),
+            // Stolen before its callback ran: the promise is already rejected, and the
+            // callback is skipped (spec gap 5: a lock no longer held is never handed out).
+            Phase::Broken => {
+                c.requests.remove(&id);
+                return None;
+            }
+            _ => return None,
+        };
+        r.phase = Phase::Running { held };
+        // From here on the signal is ignored (R-62).
+        if let Some((signal, token)) = r.signal.take() {
+            c.host.unlisten(&signal, &token);
+        }
+        Some((c.host.clone().unchecked_into::<Host>(), r.callback.clone(), r.name.clone(), mode))
+    })
+    .flatten();
+    // User code runs with no borrow held: it may call request() again.
+    if let Some((host, callback, name, mode)) = call {
+        host.invoke(&callback, &name, mode, id as f64);
+    }
+}
+
+/// The callback's promise settled: release (if held), then settle the request's promise
+/// with the same outcome, so that it settles after the release was processed (R-34).
+fn done(id: u64, ok: bool, value: JsValue) {
+    with(|c| {
+        let Some(r) = c.requests.remove(&id) else { return };
+        match r.phase {
+            Phase::Running { held } => {
+                if held {
+                    c.send(ClientMsg::Release { id: RequestId(id) });
+                }
+                c.host.settle(&r.deferred, ok, &value);
+            }
+            // Stolen while running: the promise was rejected already and the arbiter has
+            // forgotten the lock; nothing more to do (R-53).
+            _ => {}
+        }
+    });
+}
+
+/// The request's signal fired: before the callback runs, reject with `signal.reason`
+/// and withdraw the request (R-60, R-61); afterwards it is ignored (R-62, R-63).
+fn abort(id: u64) {
+    with(|c| {
+        let Some(r) = c.requests.get(&id) else { return };
+        if !matches!(r.phase, Phase::Queued | Phase::Granted) {
+            return;
+        }
+        let Some(r) = c.requests.remove(&id) else { return };
+        if let Some((signal, token)) = &r.signal {
+            c.host.unlisten(signal, token);
+            let reason = c.host.reason(signal);
+            c.host.settle(&r.deferred, false, &reason);
+        }
+        c.send(ClientMsg::Release { id: RequestId(id) });
+    });
+}

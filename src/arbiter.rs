@@ -90,7 +90,7 @@ impl Arbiter {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
     use crate::engine::{LockMode, RequestFlags, RequestId};

@@ -12,4 +12,4 @@ pub mod engine;
 pub mod protocol;
 
 #[cfg(target_arch = "wasm32")]
-mod bindings;
+pub mod bindings;

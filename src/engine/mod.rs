@@ -24,9 +24,9 @@
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-#[cfg(test)]
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests;
-#[cfg(test)]
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod model_tests;
 
 /// A resource name: the exact UTF-16 code units of the JS string. Compared code unit by

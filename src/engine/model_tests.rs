@@ -381,11 +381,15 @@ struct Harness {
     clients: usize,
     /// Requests issued per client, for fresh ids.
     issued_per_client: [u64; 4],
-    /// Every key issued, in order, with its name and whether it was a steal.
-    issued: Vec<(RequestKey, Name, bool)>,
+    /// Every key issued, in order.
+    issued: Vec<RequestKey>,
+    /// Every key issued, with its name and whether it was a steal.
+    requests: BTreeMap<RequestKey, (Name, bool)>,
     life: BTreeMap<RequestKey, Life>,
     /// Per name, the non-steal requests in the order they entered its queue.
     entered: BTreeMap<Name, Vec<RequestKey>>,
+    /// The engine's snapshot after the last operation.
+    last: Norm,
 }
 
 impl Harness {
@@ -397,8 +401,10 @@ impl Harness {
             clients,
             issued_per_client: [0; 4],
             issued: Vec::new(),
+            requests: BTreeMap::new(),
             life: BTreeMap::new(),
             entered: BTreeMap::new(),
+            last: Norm::default(),
         }
     }
 
@@ -413,7 +419,7 @@ impl Harness {
     }
 
     fn name_of(&self, key: RequestKey) -> Option<&Name> {
-        self.issued.iter().find(|(k, _, _)| *k == key).map(|(_, n, _)| n)
+        self.requests.get(&key).map(|(n, _)| n)
     }
 
     fn by_name(&self, effects: &[Effect]) -> Result<BTreeMap<Name, Vec<Effect>>, TestCaseError> {
@@ -439,14 +445,14 @@ impl Harness {
         for (key, life) in &self.life {
             prop_assert!(!matches!(life, Life::Queued | Life::Held), "{:?} never settled: {:?}", key, life);
         }
-        for (key, _, _) in &self.issued {
+        for key in &self.issued {
             prop_assert!(self.life.contains_key(key), "{:?} has no recorded outcome", key);
         }
         Ok(())
     }
 
     fn step(&mut self, op: &Op) -> Result<(), TestCaseError> {
-        let pre = norm_engine(&self.engine.snapshot());
+        let pre = std::mem::take(&mut self.last);
         let mut got = Vec::new();
         let mut want = Vec::new();
         let did = match *op {
@@ -458,13 +464,15 @@ impl Harness {
                 let m = self.model.request(Req { key, name: name.clone(), mode }, flags, &mut want);
                 prop_assert_eq!(e, Ok(()));
                 prop_assert_eq!(m, Ok(()));
-                self.issued.push((key, name.clone(), steal));
+                self.issued.push(key);
+                self.requests.insert(key, (name.clone(), steal));
                 Did::Request { key, name, steal }
             }
             Op::Duplicate { which, name, mode } => {
                 let live: Vec<RequestKey> =
                     self.life.iter().filter(|(_, l)| matches!(l, Life::Queued | Life::Held)).map(|(k, _)| *k).collect();
                 if live.is_empty() {
+                    self.last = pre;
                     return Ok(());
                 }
                 let key = *which.get(&live);
@@ -491,9 +499,10 @@ impl Harness {
             }
             Op::Release(which) => {
                 if self.issued.is_empty() {
+                    self.last = pre;
                     return Ok(());
                 }
-                let key = which.get(&self.issued).0;
+                let key = *which.get(&self.issued);
                 let e = self.engine.release(key, &mut got);
                 let m = self.model.release(key, &mut want);
                 prop_assert_eq!(e, m, "release({:?}) returned differently", key);
@@ -523,21 +532,23 @@ impl Harness {
         };
 
         // The engine and the model agree.
-        prop_assert_eq!(self.by_name(&got)?, self.by_name(&want)?, "effects of {:?}", op);
+        let effects = self.by_name(&got)?;
+        prop_assert_eq!(&effects, &self.by_name(&want)?, "effects of {:?}", op);
         let post = norm_engine(&self.engine.snapshot());
         prop_assert_eq!(&post, &norm_model(&self.model), "snapshot after {:?}", op);
         prop_assert_eq!(self.engine.len(), post.held.values().map(BTreeSet::len).sum::<usize>() + post.pending.values().map(Vec::len).sum::<usize>());
-        for (key, _, _) in &self.issued {
-            let held = post.held.values().any(|s| s.iter().any(|(k, _)| k == key));
-            let queued = post.pending.values().any(|v| v.iter().any(|(k, _)| k == key));
-            prop_assert_eq!(self.engine.is_held(*key), held);
-            prop_assert_eq!(self.engine.is_queued(*key), queued);
+        let held: BTreeSet<RequestKey> = post.held.values().flatten().map(|(k, _)| *k).collect();
+        let queued: BTreeSet<RequestKey> = post.pending.values().flatten().map(|(k, _)| *k).collect();
+        for key in &self.issued {
+            prop_assert_eq!(self.engine.is_held(*key), held.contains(key));
+            prop_assert_eq!(self.engine.is_queued(*key), queued.contains(key));
         }
 
         // Invariants of the engine alone.
         self.check_exclusion(&post)?;
-        self.check_queue_discipline(&pre, &post, &did, &got)?;
+        self.check_queue_discipline(&pre, &post, &did, &effects)?;
         self.check_lifecycle(&did, &got)?;
+        self.last = post;
         Ok(())
     }
 
@@ -552,8 +563,13 @@ impl Harness {
 
     /// the queue as the operation left it (append, prepend for a
     /// steal, removal) is granted from the head, and whatever is left has a blocked head.
-    fn check_queue_discipline(&self, pre: &Norm, post: &Norm, did: &Did, got: &[Effect]) -> Result<(), TestCaseError> {
-        let effects = self.by_name(got)?;
+    fn check_queue_discipline(
+        &self,
+        pre: &Norm,
+        post: &Norm,
+        did: &Did,
+        effects: &BTreeMap<Name, Vec<Effect>>,
+    ) -> Result<(), TestCaseError> {
         let names: BTreeSet<&Name> = pre.pending.keys().chain(post.pending.keys()).chain(effects.keys()).collect();
         for name in names {
             let mut queue: Vec<RequestKey> =
@@ -708,7 +724,7 @@ impl Harness {
     /// a non-steal grant never overtakes a non-steal request that entered the
     /// same queue earlier and is still waiting.
     fn check_fifo(&self, key: RequestKey) -> Result<(), TestCaseError> {
-        let Some((_, name, steal)) = self.issued.iter().find(|(k, _, _)| *k == key) else {
+        let Some((name, steal)) = self.requests.get(&key) else {
             return Err(TestCaseError::fail(format!("{key:?} was never issued")));
         };
         if *steal {

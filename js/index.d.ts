@@ -5,8 +5,15 @@
 export declare const locks: globalThis.LockManager;
 /** The `LockManager` interface (no public constructor). */
 export declare const LockManager: typeof globalThis.LockManager;
+export type LockManager = globalThis.LockManager;
 /** The `Lock` interface of granted locks (no public constructor). */
 export declare const Lock: typeof globalThis.Lock;
+export type Lock = globalThis.Lock;
+export type LockOptions = globalThis.LockOptions;
+export type LockMode = globalThis.LockMode;
+export type LockInfo = globalThis.LockInfo;
+export type LockManagerSnapshot = globalThis.LockManagerSnapshot;
+export type LockGrantedCallback<T> = globalThis.LockGrantedCallback<T>;
 
 export interface InstallOptions {
   /** Replace the browser's own `navigator.locks` too. Default: only where missing. */

@@ -4,7 +4,12 @@
 //!
 //! In the single-context build the arbiter lives in the calling context itself (the
 //! degenerate arbiter); cross-context hosts feed it the same [`ClientMsg`]s.
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -50,28 +55,53 @@ impl Arbiter {
     }
 
     /// Handles one message from `client`; replies (to it and to others) go to `out`.
-    pub fn handle(&mut self, client: ClientId, msg: ClientMsg, out: &mut Vec<(ClientId, ArbiterMsg)>) {
+    pub fn handle(
+        &mut self,
+        client: ClientId,
+        msg: ClientMsg,
+        out: &mut Vec<(ClientId, ArbiterMsg)>,
+    ) {
         if !self.clients.contains_key(&client) {
             self.rejected += 1;
             return;
         }
         match msg {
-            ClientMsg::Request { id, name, mode, flags } => {
-                let key = RequestKey { client, request: id };
-                let result = self.engine.request(key, name.into(), mode, flags, &mut self.effects);
+            ClientMsg::Request {
+                id,
+                name,
+                mode,
+                flags,
+            } => {
+                let key = RequestKey {
+                    client,
+                    request: id,
+                };
+                let result = self
+                    .engine
+                    .request(key, name.into(), mode, flags, &mut self.effects);
                 if let Err(EngineError::DuplicateRequest | EngineError::InvalidFlags) = result {
                     self.rejected += 1;
                 }
             }
             ClientMsg::Release { id } => {
-                self.engine.release(RequestKey { client, request: id }, &mut self.effects);
+                self.engine.release(
+                    RequestKey {
+                        client,
+                        request: id,
+                    },
+                    &mut self.effects,
+                );
             }
             ClientMsg::Query { id } => {
                 let snap = self.engine.snapshot();
                 let wire = |i: &LockInfo| WireLockInfo {
                     name: i.name.to_vec(),
                     mode: i.mode,
-                    client: self.clients.get(&i.client).map(|c| c.to_vec()).unwrap_or_default(),
+                    client: self
+                        .clients
+                        .get(&i.client)
+                        .map(|c| c.to_vec())
+                        .unwrap_or_default(),
                 };
                 let held = snap.held.iter().map(wire).collect();
                 let pending = snap.pending.iter().map(wire).collect();
@@ -91,12 +121,18 @@ impl Arbiter {
 }
 
 #[cfg(all(test, not(target_arch = "wasm32")))]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use crate::engine::{LockMode, RequestFlags, RequestId};
 
     fn req(id: u64, name: &str, mode: LockMode, flags: RequestFlags) -> ClientMsg {
-        ClientMsg::Request { id: RequestId(id), name: name.encode_utf16().collect(), mode, flags }
+        ClientMsg::Request {
+            id: RequestId(id),
+            name: name.encode_utf16().collect(),
+            mode,
+            flags,
+        }
     }
 
     #[test]
@@ -105,12 +141,27 @@ mod tests {
         let mut out = Vec::new();
         let c1 = a.connect(&[0x31]);
         let c2 = a.connect(&[0x32]);
-        a.handle(c1, req(1, "x", LockMode::Exclusive, RequestFlags::default()), &mut out);
-        a.handle(c2, req(1, "x", LockMode::Exclusive, RequestFlags::default()), &mut out);
+        a.handle(
+            c1,
+            req(1, "x", LockMode::Exclusive, RequestFlags::default()),
+            &mut out,
+        );
+        a.handle(
+            c2,
+            req(1, "x", LockMode::Exclusive, RequestFlags::default()),
+            &mut out,
+        );
         assert_eq!(out, vec![(c1, ArbiterMsg::Granted { id: RequestId(1) })]);
         out.clear();
         a.handle(c2, ClientMsg::Query { id: 5 }, &mut out);
-        let ArbiterMsg::Snapshot { id: 5, held, pending } = &out[0].1 else { panic!("{out:?}") };
+        let ArbiterMsg::Snapshot {
+            id: 5,
+            held,
+            pending,
+        } = &out[0].1
+        else {
+            panic!("{out:?}")
+        };
         assert_eq!(held[0].client, vec![0x31]);
         assert_eq!(pending[0].client, vec![0x32]);
         out.clear();
@@ -124,9 +175,29 @@ mod tests {
         let mut out = Vec::new();
         a.handle(ClientId(42), ClientMsg::Query { id: 1 }, &mut out);
         let c = a.connect(&[]);
-        a.handle(c, req(1, "x", LockMode::Exclusive, RequestFlags::default()), &mut out);
-        a.handle(c, req(1, "y", LockMode::Exclusive, RequestFlags::default()), &mut out);
-        a.handle(c, req(2, "y", LockMode::Shared, RequestFlags { steal: true, if_available: false }), &mut out);
+        a.handle(
+            c,
+            req(1, "x", LockMode::Exclusive, RequestFlags::default()),
+            &mut out,
+        );
+        a.handle(
+            c,
+            req(1, "y", LockMode::Exclusive, RequestFlags::default()),
+            &mut out,
+        );
+        a.handle(
+            c,
+            req(
+                2,
+                "y",
+                LockMode::Shared,
+                RequestFlags {
+                    steal: true,
+                    if_available: false,
+                },
+            ),
+            &mut out,
+        );
         assert_eq!(a.rejected, 3);
         assert_eq!(out, vec![(c, ArbiterMsg::Granted { id: RequestId(1) })]);
     }

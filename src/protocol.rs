@@ -4,7 +4,12 @@
 //! UTF-16 code units and must cross unchanged (lone surrogates included). Every message
 //! starts with [`VERSION`]; the decoder is total: anything malformed, truncated, foreign
 //! or from another protocol version decodes to a [`DecodeError`], never a panic.
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use crate::engine::{LockMode, RequestFlags, RequestId};
 
@@ -24,7 +29,12 @@ pub struct WireLockInfo {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ClientMsg {
     /// Spec "request a lock": queue (or steal, or try) a lock on `name`.
-    Request { id: RequestId, name: Vec<u16>, mode: LockMode, flags: RequestFlags },
+    Request {
+        id: RequestId,
+        name: Vec<u16>,
+        mode: LockMode,
+        flags: RequestFlags,
+    },
     /// Release a held lock or withdraw a queued request (settled callback, abort, or a
     /// grant that will not be used).
     Release { id: RequestId },
@@ -35,10 +45,20 @@ pub enum ClientMsg {
 /// Arbiter → client.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ArbiterMsg {
-    Granted { id: RequestId },
-    Unavailable { id: RequestId },
-    Stolen { id: RequestId },
-    Snapshot { id: u32, held: Vec<WireLockInfo>, pending: Vec<WireLockInfo> },
+    Granted {
+        id: RequestId,
+    },
+    Unavailable {
+        id: RequestId,
+    },
+    Stolen {
+        id: RequestId,
+    },
+    Snapshot {
+        id: u32,
+        held: Vec<WireLockInfo>,
+        pending: Vec<WireLockInfo>,
+    },
 }
 
 /// Why a message could not be decoded.
@@ -130,7 +150,11 @@ impl Reader<'_> {
         let mut v = Vec::with_capacity(n);
         for _ in 0..n {
             let mode = self.mode()?;
-            v.push(WireLockInfo { mode, name: self.str()?, client: self.str()? });
+            v.push(WireLockInfo {
+                mode,
+                name: self.str()?,
+                client: self.str()?,
+            });
         }
         Ok(v)
     }
@@ -160,7 +184,12 @@ fn header<'a>(words: &'a [u16]) -> Result<(u16, Reader<'a>), DecodeError> {
 impl ClientMsg {
     pub fn encode(&self) -> Vec<u16> {
         match self {
-            ClientMsg::Request { id, name, mode, flags } => {
+            ClientMsg::Request {
+                id,
+                name,
+                mode,
+                flags,
+            } => {
                 let mut w = Writer::new(T_REQUEST);
                 w.u64(id.0);
                 let mut bits = mode_bits(*mode);
@@ -196,13 +225,22 @@ impl ClientMsg {
                 if bits & !(F_SHARED | F_IF_AVAILABLE | F_STEAL) != 0 {
                     return Err(DecodeError::Malformed);
                 }
-                let mode = if bits & F_SHARED != 0 { LockMode::Shared } else { LockMode::Exclusive };
+                let mode = if bits & F_SHARED != 0 {
+                    LockMode::Shared
+                } else {
+                    LockMode::Exclusive
+                };
                 let flags = RequestFlags {
                     if_available: bits & F_IF_AVAILABLE != 0,
                     steal: bits & F_STEAL != 0,
                 };
                 let name = r.str()?;
-                r.end(ClientMsg::Request { id, name, mode, flags })
+                r.end(ClientMsg::Request {
+                    id,
+                    name,
+                    mode,
+                    flags,
+                })
             }
             T_RELEASE => {
                 let id = RequestId(r.u64()?);
@@ -263,6 +301,7 @@ impl ArbiterMsg {
 }
 
 #[cfg(all(test, not(target_arch = "wasm32")))]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
@@ -273,28 +312,43 @@ mod tests {
                 id: RequestId(u64::MAX),
                 name: vec![0xD800, 0, 0xFFFF],
                 mode: LockMode::Shared,
-                flags: RequestFlags { if_available: true, steal: false },
+                flags: RequestFlags {
+                    if_available: true,
+                    steal: false,
+                },
             },
             ClientMsg::Request {
                 id: RequestId(7),
                 name: vec![],
                 mode: LockMode::Exclusive,
-                flags: RequestFlags { if_available: false, steal: true },
+                flags: RequestFlags {
+                    if_available: false,
+                    steal: true,
+                },
             },
-            ClientMsg::Release { id: RequestId(1 << 40) },
+            ClientMsg::Release {
+                id: RequestId(1 << 40),
+            },
             ClientMsg::Query { id: 3 },
         ]
     }
 
     fn sample_arbiter() -> Vec<ArbiterMsg> {
-        let info = |n: &[u16], m, c: &[u16]| WireLockInfo { name: n.to_vec(), mode: m, client: c.to_vec() };
+        let info = |n: &[u16], m, c: &[u16]| WireLockInfo {
+            name: n.to_vec(),
+            mode: m,
+            client: c.to_vec(),
+        };
         vec![
             ArbiterMsg::Granted { id: RequestId(1) },
             ArbiterMsg::Unavailable { id: RequestId(2) },
             ArbiterMsg::Stolen { id: RequestId(3) },
             ArbiterMsg::Snapshot {
                 id: 9,
-                held: vec![info(&[97], LockMode::Exclusive, &[49]), info(&[0xDC00], LockMode::Shared, &[])],
+                held: vec![
+                    info(&[97], LockMode::Exclusive, &[49]),
+                    info(&[0xDC00], LockMode::Shared, &[]),
+                ],
                 pending: vec![],
             },
         ]
@@ -313,10 +367,16 @@ mod tests {
     #[test]
     fn foreign_versions_and_truncations_are_errors() {
         assert_eq!(ClientMsg::decode(&[]), Err(DecodeError::Version));
-        assert_eq!(ClientMsg::decode(&[VERSION + 1, T_QUERY, 0, 0]), Err(DecodeError::Version));
+        assert_eq!(
+            ClientMsg::decode(&[VERSION + 1, T_QUERY, 0, 0]),
+            Err(DecodeError::Version)
+        );
         assert_eq!(ClientMsg::decode(&[VERSION, 99]), Err(DecodeError::Tag));
         // A client message is not an arbiter message and vice versa.
-        assert_eq!(ArbiterMsg::decode(&ClientMsg::Query { id: 1 }.encode()), Err(DecodeError::Tag));
+        assert_eq!(
+            ArbiterMsg::decode(&ClientMsg::Query { id: 1 }.encode()),
+            Err(DecodeError::Tag)
+        );
         for m in sample_client() {
             let w = m.encode();
             for cut in 0..w.len() {

@@ -151,7 +151,8 @@ pub fn init(host: Host) {
     }
     host.wire(
         Closure::<dyn FnMut(f64)>::new(|id: f64| run_task(id as u64)).into_js_value(),
-        Closure::<dyn FnMut(f64, bool, JsValue)>::new(|id: f64, ok, v| done(id as u64, ok, v)).into_js_value(),
+        Closure::<dyn FnMut(f64, bool, JsValue)>::new(|id: f64, ok, v| done(id as u64, ok, v))
+            .into_js_value(),
         Closure::<dyn FnMut(f64)>::new(|id: f64| abort(id as u64)).into_js_value(),
     );
     let client_id = host.client_id();
@@ -188,14 +189,29 @@ struct Args {
 /// Web IDL overload resolution and conversion (step 0): `TypeError`s, and whatever a
 /// user's `toString` or getter throws, in argument order and then in the dictionary's
 /// member order (ifAvailable, mode, signal, steal).
-fn convert(host: &Host, argc: u32, a0: &JsValue, a1: &JsValue, a2: &JsValue) -> Result<Args, JsValue> {
+fn convert(
+    host: &Host,
+    argc: u32,
+    a0: &JsValue,
+    a1: &JsValue,
+    a2: &JsValue,
+) -> Result<Args, JsValue> {
     if argc < 2 {
         return Err(host.type_error("2 arguments required"));
     }
     let name = host.to_dom_string(a0)?;
-    let (options, callback) = if argc == 2 { (&JsValue::UNDEFINED, a1) } else { (a1, a2) };
-    let mut args =
-        Args { name, mode: LockMode::Exclusive, flags: RequestFlags::default(), signal: None, callback: JsValue::NULL };
+    let (options, callback) = if argc == 2 {
+        (&JsValue::UNDEFINED, a1)
+    } else {
+        (a1, a2)
+    };
+    let mut args = Args {
+        name,
+        mode: LockMode::Exclusive,
+        flags: RequestFlags::default(),
+        signal: None,
+        callback: JsValue::NULL,
+    };
     if !options.is_undefined() && !options.is_null() {
         if !host.is_object(options) {
             return Err(host.type_error("options is not an object"));
@@ -231,7 +247,10 @@ fn check_context(host: &Host) -> Result<(), JsValue> {
         return Err(host.domex("The document is not fully active.", "InvalidStateError"));
     }
     if host.opaque() {
-        return Err(host.domex("Access to the Locks API is denied in this context.", "SecurityError"));
+        return Err(host.domex(
+            "Access to the Locks API is denied in this context.",
+            "SecurityError",
+        ));
     }
     Ok(())
 }
@@ -251,7 +270,9 @@ fn validate(host: &Host, args: &Args, units: &[u16]) -> Result<(), JsValue> {
     }
     if let Some(signal) = &args.signal {
         if args.flags.steal || args.flags.if_available {
-            return not_supported("The 'signal' and 'steal' or 'ifAvailable' options cannot be used together.");
+            return not_supported(
+                "The 'signal' and 'steal' or 'ifAvailable' options cannot be used together.",
+            );
         }
         if host.aborted(signal) {
             return Err(host.reason(signal));
@@ -319,7 +340,12 @@ impl Client {
                 phase: Phase::Queued,
             },
         );
-        self.send(ClientMsg::Request { id: RequestId(id), name: units, mode: args.mode, flags: args.flags });
+        self.send(ClientMsg::Request {
+            id: RequestId(id),
+            name: units,
+            mode: args.mode,
+            flags: args.flags,
+        });
         self.host.promise_of(&deferred)
     }
 
@@ -354,7 +380,10 @@ impl Client {
             ArbiterMsg::Stolen { id } => {
                 if let Some(r) = self.requests.get_mut(&id.0) {
                     r.phase = Phase::Broken;
-                    let e = self.host.domex("Lock broken by another request with the 'steal' option.", "AbortError");
+                    let e = self.host.domex(
+                        "Lock broken by another request with the 'steal' option.",
+                        "AbortError",
+                    );
                     self.host.settle(&r.deferred, false, &e);
                 }
             }
@@ -410,7 +439,12 @@ fn run_task(id: u64) {
         if let Some((signal, token)) = r.signal.take() {
             c.host.unlisten(&signal, &token);
         }
-        Some((c.host.clone().unchecked_into::<Host>(), r.callback.clone(), r.name.clone(), mode))
+        Some((
+            c.host.clone().unchecked_into::<Host>(),
+            r.callback.clone(),
+            r.name.clone(),
+            mode,
+        ))
     })
     .flatten();
     // User code runs with no borrow held: it may call request() again.
@@ -423,17 +457,16 @@ fn run_task(id: u64) {
 /// with the same outcome, so that it settles after the release was processed.
 fn done(id: u64, ok: bool, value: JsValue) {
     with(|c| {
-        let Some(r) = c.requests.remove(&id) else { return };
-        match r.phase {
-            Phase::Running { held } => {
-                if held {
-                    c.send(ClientMsg::Release { id: RequestId(id) });
-                }
-                c.host.settle(&r.deferred, ok, &value);
+        let Some(r) = c.requests.remove(&id) else {
+            return;
+        };
+        // Stolen while running (Broken): the promise was rejected already and the arbiter
+        // has forgotten the lock; nothing more to do.
+        if let Phase::Running { held } = r.phase {
+            if held {
+                c.send(ClientMsg::Release { id: RequestId(id) });
             }
-            // Stolen while running: the promise was rejected already and the arbiter has
-            // forgotten the lock; nothing more to do.
-            _ => {}
+            c.host.settle(&r.deferred, ok, &value);
         }
     });
 }
@@ -446,7 +479,9 @@ fn abort(id: u64) {
         if !matches!(r.phase, Phase::Queued | Phase::Granted) {
             return;
         }
-        let Some(r) = c.requests.remove(&id) else { return };
+        let Some(r) = c.requests.remove(&id) else {
+            return;
+        };
         if let Some((signal, token)) = &r.signal {
             c.host.unlisten(signal, token);
             let reason = c.host.reason(signal);

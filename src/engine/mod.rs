@@ -19,15 +19,22 @@
 //! the k requests it grants or evicts. `snapshot()` is proportional to its output, since
 //! empty per-name state is dropped.
 
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
 #[cfg(all(test, not(target_arch = "wasm32")))]
-mod tests;
-#[cfg(all(test, not(target_arch = "wasm32")))]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 mod model_tests;
+#[cfg(all(test, not(target_arch = "wasm32")))]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+mod tests;
 
 /// A resource name: the exact UTF-16 code units of the JS string. Compared code unit by
 /// code unit, with no normalisation, so `"\u{D800}"` (a lone surrogate) and `"\u{FFFD}"`
@@ -57,7 +64,7 @@ pub enum LockMode {
 }
 
 /// The modifiers of a request that reach the lock task queue. `signal` never does: an
-/// abort reaches the engine as [`Engine::abort`].
+/// abort reaches the engine as [`Engine::release`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RequestFlags {
     pub if_available: bool,
@@ -171,12 +178,24 @@ impl Engine {
 
     /// Whether `key` is currently held.
     pub fn is_held(&self, key: RequestKey) -> bool {
-        matches!(self.entries.get(&key), Some(Entry { place: Place::Held(_), .. }))
+        matches!(
+            self.entries.get(&key),
+            Some(Entry {
+                place: Place::Held(_),
+                ..
+            })
+        )
     }
 
     /// Whether `key` is currently waiting in a queue.
     pub fn is_queued(&self, key: RequestKey) -> bool {
-        matches!(self.entries.get(&key), Some(Entry { place: Place::Queued(_), .. }))
+        matches!(
+            self.entries.get(&key),
+            Some(Entry {
+                place: Place::Queued(_),
+                ..
+            })
+        )
     }
 
     /// Spec: <https://w3c.github.io/web-locks/#request-a-lock> (the steps run on the lock
@@ -220,7 +239,14 @@ impl Engine {
             position
         };
         state.queue.insert(position, key);
-        self.entries.insert(key, Entry { name: name.clone(), mode, place: Place::Queued(position) });
+        self.entries.insert(
+            key,
+            Entry {
+                name: name.clone(),
+                mode,
+                place: Place::Queued(position),
+            },
+        );
         self.process_the_lock_request_queue(&name, out);
         Ok(())
     }
@@ -247,8 +273,13 @@ impl Engine {
     ///
     /// Spec: <https://w3c.github.io/web-locks/#terminate-remaining-locks-and-requests>
     pub fn terminate(&mut self, client: ClientId, out: &mut Vec<Effect>) {
-        let range = RequestKey { client, request: RequestId(0) }
-            ..=RequestKey { client, request: RequestId(u64::MAX) };
+        let range = RequestKey {
+            client,
+            request: RequestId(0),
+        }..=RequestKey {
+            client,
+            request: RequestId(u64::MAX),
+        };
         let keys: Vec<RequestKey> = self.entries.range(range).map(|(k, _)| *k).collect();
         let mut touched: Vec<ResourceName> = Vec::new();
         for key in keys {
@@ -339,5 +370,10 @@ impl Engine {
 }
 
 fn info(name: &ResourceName, mode: LockMode, key: RequestKey) -> LockInfo {
-    LockInfo { name: name.clone(), mode, client: key.client, request: key.request }
+    LockInfo {
+        name: name.clone(),
+        mode,
+        client: key.client,
+        request: key.request,
+    }
 }

@@ -105,11 +105,20 @@ impl Model {
     }
 
     fn knows(&self, key: RequestKey) -> bool {
-        self.held.iter().any(|l| l.key == key) || self.queues.iter().any(|(_, q)| q.iter().any(|r| r.key == key))
+        self.held.iter().any(|l| l.key == key)
+            || self
+                .queues
+                .iter()
+                .any(|(_, q)| q.iter().any(|r| r.key == key))
     }
 
     /// §4.1, on the lock task queue.
-    fn request(&mut self, req: Req, flags: RequestFlags, out: &mut Vec<Effect>) -> Result<(), EngineError> {
+    fn request(
+        &mut self,
+        req: Req,
+        flags: RequestFlags,
+        out: &mut Vec<Effect>,
+    ) -> Result<(), EngineError> {
         if flags.steal && (flags.if_available || req.mode == SH) {
             return Err(EngineError::InvalidFlags);
         }
@@ -183,7 +192,12 @@ impl Model {
                 self.release(key, out);
             }
         }
-        let locks: Vec<RequestKey> = self.held.iter().filter(|l| l.key.client == client).map(|l| l.key).collect();
+        let locks: Vec<RequestKey> = self
+            .held
+            .iter()
+            .filter(|l| l.key.client == client)
+            .map(|l| l.key)
+            .collect();
         for key in locks {
             self.release(key, out);
         }
@@ -207,16 +221,25 @@ struct Norm {
 }
 
 fn key_of(i: &LockInfo) -> RequestKey {
-    RequestKey { client: i.client, request: i.request }
+    RequestKey {
+        client: i.client,
+        request: i.request,
+    }
 }
 
 fn norm_engine(s: &Snapshot) -> Norm {
     let mut n = Norm::default();
     for i in &s.held {
-        n.held.entry(i.name.to_vec()).or_default().insert((key_of(i), i.mode));
+        n.held
+            .entry(i.name.to_vec())
+            .or_default()
+            .insert((key_of(i), i.mode));
     }
     for i in &s.pending {
-        n.pending.entry(i.name.to_vec()).or_default().push((key_of(i), i.mode));
+        n.pending
+            .entry(i.name.to_vec())
+            .or_default()
+            .push((key_of(i), i.mode));
     }
     n
 }
@@ -224,11 +247,15 @@ fn norm_engine(s: &Snapshot) -> Norm {
 fn norm_model(m: &Model) -> Norm {
     let mut n = Norm::default();
     for l in &m.held {
-        n.held.entry(l.name.clone()).or_default().insert((l.key, l.mode));
+        n.held
+            .entry(l.name.clone())
+            .or_default()
+            .insert((l.key, l.mode));
     }
     for (name, q) in &m.queues {
         if !q.is_empty() {
-            n.pending.insert(name.clone(), q.iter().map(|r| (r.key, r.mode)).collect());
+            n.pending
+                .insert(name.clone(), q.iter().map(|r| (r.key, r.mode)).collect());
         }
     }
     n
@@ -247,16 +274,35 @@ fn effect_key(e: &Effect) -> RequestKey {
 #[derive(Clone, Debug)]
 enum Op {
     /// A valid request with a fresh key.
-    Request { client: usize, name: usize, mode: LockMode, if_available: bool, steal: bool },
+    Request {
+        client: usize,
+        name: usize,
+        mode: LockMode,
+        if_available: bool,
+        steal: bool,
+    },
     /// A request reusing the key of a queued or held request: refused (DuplicateRequest).
-    Duplicate { which: Index, name: usize, mode: LockMode },
+    Duplicate {
+        which: Index,
+        name: usize,
+        mode: LockMode,
+    },
     /// steal with ifAvailable, or steal with a shared mode: refused.
-    Invalid { client: usize, name: usize, shared: bool },
+    Invalid {
+        client: usize,
+        name: usize,
+        shared: bool,
+    },
     /// Release (or abort) any key issued so far, settled or not.
     Release(Index),
     /// Release a key that was never issued, possibly of a client that does not exist.
-    ReleaseUnknown { client: u32, request: u64 },
-    Terminate { client: usize },
+    ReleaseUnknown {
+        client: u32,
+        request: u64,
+    },
+    Terminate {
+        client: usize,
+    },
 }
 
 /// Weights of the operations (0 disables one) and percentages of request flavours.
@@ -289,33 +335,62 @@ const BASE: Mix = Mix {
 };
 
 fn op(mix: Mix, clients: usize, names: usize) -> impl Strategy<Value = Op> {
-    let request = (0..clients, 0..names, 0..100u32, 0..100u32).prop_map(move |(client, name, flavour, shared)| {
-        let steal = flavour < mix.steal;
-        let if_available = !steal && flavour < mix.steal + mix.if_available;
-        let mode = if !steal && shared < mix.shared { SH } else { EX };
-        Op::Request { client, name, mode, if_available, steal }
-    });
+    let request = (0..clients, 0..names, 0..100u32, 0..100u32).prop_map(
+        move |(client, name, flavour, shared)| {
+            let steal = flavour < mix.steal;
+            let if_available = !steal && flavour < mix.steal + mix.if_available;
+            let mode = if !steal && shared < mix.shared {
+                SH
+            } else {
+                EX
+            };
+            Op::Request {
+                client,
+                name,
+                mode,
+                if_available,
+                steal,
+            }
+        },
+    );
     let mode = prop_oneof![Just(EX), Just(SH)];
     let options: Vec<(u32, BoxedStrategy<Op>)> = vec![
         (mix.request, request.boxed()),
         (
             mix.duplicate,
-            (any::<Index>(), 0..names, mode).prop_map(|(which, name, mode)| Op::Duplicate { which, name, mode }).boxed(),
+            (any::<Index>(), 0..names, mode)
+                .prop_map(|(which, name, mode)| Op::Duplicate { which, name, mode })
+                .boxed(),
         ),
         (
             mix.invalid,
             (0..clients, 0..names, any::<bool>())
-                .prop_map(|(client, name, shared)| Op::Invalid { client, name, shared })
+                .prop_map(|(client, name, shared)| Op::Invalid {
+                    client,
+                    name,
+                    shared,
+                })
                 .boxed(),
         ),
         (mix.release, any::<Index>().prop_map(Op::Release).boxed()),
         (
             mix.release_unknown,
-            (0..clients + 1, prop_oneof![Just(u64::MAX - 1), 1_000_000..1_000_010u64])
-                .prop_map(|(c, request)| Op::ReleaseUnknown { client: CLIENTS.get(c).copied().unwrap_or(3), request })
+            (
+                0..clients + 1,
+                prop_oneof![Just(u64::MAX - 1), 1_000_000..1_000_010u64],
+            )
+                .prop_map(|(c, request)| Op::ReleaseUnknown {
+                    client: CLIENTS.get(c).copied().unwrap_or(3),
+                    request,
+                })
                 .boxed(),
         ),
-        (mix.terminate, (0..clients).prop_map(|client| Op::Terminate { client }).boxed()),
+        (
+            mix.terminate,
+            (0..clients)
+                .prop_map(|client| Op::Terminate { client })
+                .boxed(),
+        ),
     ];
     Union::new_weighted(options.into_iter().filter(|(w, _)| *w > 0).collect())
 }
@@ -323,7 +398,11 @@ fn op(mix: Mix, clients: usize, names: usize) -> impl Strategy<Value = Op> {
 /// A case: how many clients and names, and the operations.
 fn case(mix: Mix) -> impl Strategy<Value = (usize, usize, Vec<Op>)> {
     (1..=4usize, 1..=3usize).prop_flat_map(move |(clients, names)| {
-        (Just(clients), Just(names), proptest::collection::vec(op(mix, clients, names), 1..60))
+        (
+            Just(clients),
+            Just(names),
+            proptest::collection::vec(op(mix, clients, names), 1..60),
+        )
     })
 }
 
@@ -369,9 +448,17 @@ enum TerminateAs {
 /// What an operation did, for the queue-discipline check.
 enum Did {
     Nothing,
-    Request { key: RequestKey, name: Name, steal: bool },
-    Release { key: RequestKey },
-    Terminate { client: ClientId },
+    Request {
+        key: RequestKey,
+        name: Name,
+        steal: bool,
+    },
+    Release {
+        key: RequestKey,
+    },
+    Terminate {
+        client: ClientId,
+    },
 }
 
 struct Harness {
@@ -415,7 +502,10 @@ impl Harness {
     fn fresh(&mut self, client: usize) -> RequestKey {
         let n = self.issued_per_client[client];
         self.issued_per_client[client] += 1;
-        RequestKey { client: self.client(client), request: request_id(n) }
+        RequestKey {
+            client: self.client(client),
+            request: request_id(n),
+        }
     }
 
     fn name_of(&self, key: RequestKey) -> Option<&Name> {
@@ -426,8 +516,14 @@ impl Harness {
         let mut map: BTreeMap<Name, Vec<Effect>> = BTreeMap::new();
         for e in effects {
             let name = self.name_of(effect_key(e));
-            prop_assert!(name.is_some(), "effect {:?} names a request never issued", e);
-            map.entry(name.cloned().unwrap_or_default()).or_default().push(*e);
+            prop_assert!(
+                name.is_some(),
+                "effect {:?} names a request never issued",
+                e
+            );
+            map.entry(name.cloned().unwrap_or_default())
+                .or_default()
+                .push(*e);
         }
         Ok(map)
     }
@@ -439,14 +535,27 @@ impl Harness {
         for c in 0..self.clients {
             self.step(&Op::Terminate { client: c })?;
         }
-        prop_assert!(self.engine.is_empty(), "engine not empty after terminating everyone: {:?}", self.engine);
+        prop_assert!(
+            self.engine.is_empty(),
+            "engine not empty after terminating everyone: {:?}",
+            self.engine
+        );
         prop_assert_eq!(self.engine.snapshot(), Snapshot::default());
         prop_assert!(self.model.is_empty());
         for (key, life) in &self.life {
-            prop_assert!(!matches!(life, Life::Queued | Life::Held), "{:?} never settled: {:?}", key, life);
+            prop_assert!(
+                !matches!(life, Life::Queued | Life::Held),
+                "{:?} never settled: {:?}",
+                key,
+                life
+            );
         }
         for key in &self.issued {
-            prop_assert!(self.life.contains_key(key), "{:?} has no recorded outcome", key);
+            prop_assert!(
+                self.life.contains_key(key),
+                "{:?} has no recorded outcome",
+                key
+            );
         }
         Ok(())
     }
@@ -456,12 +565,31 @@ impl Harness {
         let mut got = Vec::new();
         let mut want = Vec::new();
         let did = match *op {
-            Op::Request { client, name, mode, if_available, steal } => {
+            Op::Request {
+                client,
+                name,
+                mode,
+                if_available,
+                steal,
+            } => {
                 let key = self.fresh(client);
                 let name = NAMES[name].to_vec();
-                let flags = RequestFlags { if_available, steal };
-                let e = self.engine.request(key, name.as_slice().into(), mode, flags, &mut got);
-                let m = self.model.request(Req { key, name: name.clone(), mode }, flags, &mut want);
+                let flags = RequestFlags {
+                    if_available,
+                    steal,
+                };
+                let e = self
+                    .engine
+                    .request(key, name.as_slice().into(), mode, flags, &mut got);
+                let m = self.model.request(
+                    Req {
+                        key,
+                        name: name.clone(),
+                        mode,
+                    },
+                    flags,
+                    &mut want,
+                );
                 prop_assert_eq!(e, Ok(()));
                 prop_assert_eq!(m, Ok(()));
                 self.issued.push(key);
@@ -469,30 +597,62 @@ impl Harness {
                 Did::Request { key, name, steal }
             }
             Op::Duplicate { which, name, mode } => {
-                let live: Vec<RequestKey> =
-                    self.life.iter().filter(|(_, l)| matches!(l, Life::Queued | Life::Held)).map(|(k, _)| *k).collect();
+                let live: Vec<RequestKey> = self
+                    .life
+                    .iter()
+                    .filter(|(_, l)| matches!(l, Life::Queued | Life::Held))
+                    .map(|(k, _)| *k)
+                    .collect();
                 if live.is_empty() {
                     self.last = pre;
                     return Ok(());
                 }
                 let key = *which.get(&live);
                 let name = NAMES[name].to_vec();
-                let e = self.engine.request(key, name.as_slice().into(), mode, RequestFlags::default(), &mut got);
-                let m = self.model.request(Req { key, name, mode }, RequestFlags::default(), &mut want);
+                let e = self.engine.request(
+                    key,
+                    name.as_slice().into(),
+                    mode,
+                    RequestFlags::default(),
+                    &mut got,
+                );
+                let m =
+                    self.model
+                        .request(Req { key, name, mode }, RequestFlags::default(), &mut want);
                 prop_assert_eq!(e, Err(EngineError::DuplicateRequest));
                 prop_assert_eq!(m, Err(EngineError::DuplicateRequest));
                 Did::Nothing
             }
-            Op::Invalid { client, name, shared } => {
+            Op::Invalid {
+                client,
+                name,
+                shared,
+            } => {
                 let key = self.fresh(client);
                 let name = NAMES[name].to_vec();
                 let (mode, flags) = if shared {
-                    (SH, RequestFlags { if_available: false, steal: true })
+                    (
+                        SH,
+                        RequestFlags {
+                            if_available: false,
+                            steal: true,
+                        },
+                    )
                 } else {
-                    (EX, RequestFlags { if_available: true, steal: true })
+                    (
+                        EX,
+                        RequestFlags {
+                            if_available: true,
+                            steal: true,
+                        },
+                    )
                 };
-                let e = self.engine.request(key, name.as_slice().into(), mode, flags, &mut got);
-                let m = self.model.request(Req { key, name, mode }, flags, &mut want);
+                let e = self
+                    .engine
+                    .request(key, name.as_slice().into(), mode, flags, &mut got);
+                let m = self
+                    .model
+                    .request(Req { key, name, mode }, flags, &mut want);
                 prop_assert_eq!(e, Err(EngineError::InvalidFlags));
                 prop_assert_eq!(m, Err(EngineError::InvalidFlags));
                 Did::Nothing
@@ -507,12 +667,24 @@ impl Harness {
                 let m = self.model.release(key, &mut want);
                 prop_assert_eq!(e, m, "release({:?}) returned differently", key);
                 let live = matches!(self.life.get(&key), Some(Life::Queued | Life::Held));
-                prop_assert_eq!(e, live, "release({:?}) of a request in state {:?}", key, self.life.get(&key));
+                prop_assert_eq!(
+                    e,
+                    live,
+                    "release({:?}) of a request in state {:?}",
+                    key,
+                    self.life.get(&key)
+                );
                 Did::Release { key }
             }
             Op::ReleaseUnknown { client, request } => {
-                let key = RequestKey { client: ClientId(client), request: RequestId(request) };
-                prop_assert!(!self.engine.release(key, &mut got), "release of an unknown key succeeded (R-63)");
+                let key = RequestKey {
+                    client: ClientId(client),
+                    request: RequestId(request),
+                };
+                prop_assert!(
+                    !self.engine.release(key, &mut got),
+                    "release of an unknown key succeeded (R-63)"
+                );
                 prop_assert!(!self.model.release(key, &mut want));
                 Did::Nothing
             }
@@ -536,9 +708,14 @@ impl Harness {
         prop_assert_eq!(&effects, &self.by_name(&want)?, "effects of {:?}", op);
         let post = norm_engine(&self.engine.snapshot());
         prop_assert_eq!(&post, &norm_model(&self.model), "snapshot after {:?}", op);
-        prop_assert_eq!(self.engine.len(), post.held.values().map(BTreeSet::len).sum::<usize>() + post.pending.values().map(Vec::len).sum::<usize>());
+        prop_assert_eq!(
+            self.engine.len(),
+            post.held.values().map(BTreeSet::len).sum::<usize>()
+                + post.pending.values().map(Vec::len).sum::<usize>()
+        );
         let held: BTreeSet<RequestKey> = post.held.values().flatten().map(|(k, _)| *k).collect();
-        let queued: BTreeSet<RequestKey> = post.pending.values().flatten().map(|(k, _)| *k).collect();
+        let queued: BTreeSet<RequestKey> =
+            post.pending.values().flatten().map(|(k, _)| *k).collect();
         for key in &self.issued {
             prop_assert_eq!(self.engine.is_held(*key), held.contains(key));
             prop_assert_eq!(self.engine.is_queued(*key), queued.contains(key));
@@ -556,7 +733,12 @@ impl Harness {
     fn check_exclusion(&self, post: &Norm) -> Result<(), TestCaseError> {
         for (name, holders) in &post.held {
             let exclusive = holders.iter().filter(|(_, m)| *m == EX).count();
-            prop_assert!(exclusive == 0 || holders.len() == 1, "{:?} held by {:?}", name, holders);
+            prop_assert!(
+                exclusive == 0 || holders.len() == 1,
+                "{:?} held by {:?}",
+                name,
+                holders
+            );
         }
         Ok(())
     }
@@ -570,16 +752,31 @@ impl Harness {
         did: &Did,
         effects: &BTreeMap<Name, Vec<Effect>>,
     ) -> Result<(), TestCaseError> {
-        let names: BTreeSet<&Name> = pre.pending.keys().chain(post.pending.keys()).chain(effects.keys()).collect();
+        let names: BTreeSet<&Name> = pre
+            .pending
+            .keys()
+            .chain(post.pending.keys())
+            .chain(effects.keys())
+            .collect();
         for name in names {
-            let mut queue: Vec<RequestKey> =
-                pre.pending.get(name).map(|v| v.iter().map(|(k, _)| *k).collect()).unwrap_or_default();
-            let mut held: BTreeSet<RequestKey> =
-                pre.held.get(name).map(|s| s.iter().map(|(k, _)| *k).collect()).unwrap_or_default();
+            let mut queue: Vec<RequestKey> = pre
+                .pending
+                .get(name)
+                .map(|v| v.iter().map(|(k, _)| *k).collect())
+                .unwrap_or_default();
+            let mut held: BTreeSet<RequestKey> = pre
+                .held
+                .get(name)
+                .map(|s| s.iter().map(|(k, _)| *k).collect())
+                .unwrap_or_default();
             let mut effects: &[Effect] = effects.get(name).map(Vec::as_slice).unwrap_or_default();
             match did {
                 Did::Nothing => {}
-                Did::Request { key, name: n, steal } if n == name => {
+                Did::Request {
+                    key,
+                    name: n,
+                    steal,
+                } if n == name => {
                     if *steal {
                         // every holder of the name is evicted first.
                         let stolen: BTreeSet<RequestKey> = effects
@@ -602,11 +799,19 @@ impl Harness {
                     }
                 }
                 Did::Request { .. } => {
-                    prop_assert!(effects.is_empty(), "a request on another name caused {:?}", effects);
+                    prop_assert!(
+                        effects.is_empty(),
+                        "a request on another name caused {:?}",
+                        effects
+                    );
                 }
                 Did::Release { key } => {
                     if self.name_of(*key) != Some(name) {
-                        prop_assert!(effects.is_empty(), "a release on another name caused {:?}", effects);
+                        prop_assert!(
+                            effects.is_empty(),
+                            "a release on another name caused {:?}",
+                            effects
+                        );
                     }
                     queue.retain(|k| k != key);
                     held.remove(key);
@@ -620,7 +825,9 @@ impl Harness {
                 .iter()
                 .map(|e| match e {
                     Effect::Granted(k) => Ok(*k),
-                    other => Err(TestCaseError::fail(format!("unexpected {other:?} for {name:?}"))),
+                    other => Err(TestCaseError::fail(format!(
+                        "unexpected {other:?} for {name:?}"
+                    ))),
                 })
                 .collect::<Result<_, _>>()?;
             prop_assert!(
@@ -632,11 +839,22 @@ impl Harness {
             );
             held.extend(granted.iter().copied());
             let rest = queue.get(granted.len()..).unwrap_or_default();
-            let post_queue: Vec<RequestKey> =
-                post.pending.get(name).map(|v| v.iter().map(|(k, _)| *k).collect()).unwrap_or_default();
-            prop_assert_eq!(rest, post_queue.as_slice(), "{:?}: queue after the operation", name);
-            let post_held: BTreeSet<RequestKey> =
-                post.held.get(name).map(|s| s.iter().map(|(k, _)| *k).collect()).unwrap_or_default();
+            let post_queue: Vec<RequestKey> = post
+                .pending
+                .get(name)
+                .map(|v| v.iter().map(|(k, _)| *k).collect())
+                .unwrap_or_default();
+            prop_assert_eq!(
+                rest,
+                post_queue.as_slice(),
+                "{:?}: queue after the operation",
+                name
+            );
+            let post_held: BTreeSet<RequestKey> = post
+                .held
+                .get(name)
+                .map(|s| s.iter().map(|(k, _)| *k).collect())
+                .unwrap_or_default();
             prop_assert_eq!(&held, &post_held, "{:?}: holders after the operation", name);
             // a pass stops only at a head that is not grantable.
             if let Some((head, mode)) = post.pending.get(name).and_then(|v| v.first()) {
@@ -645,7 +863,12 @@ impl Harness {
                     LockMode::Exclusive => holders.is_some_and(|s| !s.is_empty()),
                     LockMode::Shared => holders.is_some_and(|s| s.iter().any(|(_, m)| *m == EX)),
                 };
-                prop_assert!(blocked, "{:?}: head {:?} is grantable but was left queued", name, head);
+                prop_assert!(
+                    blocked,
+                    "{:?}: head {:?} is grantable but was left queued",
+                    name,
+                    head
+                );
             }
         }
         Ok(())
@@ -696,22 +919,40 @@ impl Harness {
                 }
                 Effect::Unavailable(_) => {
                     let ok = matches!(did, Did::Request { key: k, steal: false, .. } if *k == key);
-                    prop_assert!(ok && life.is_none(), "{:?} unavailable in state {:?}", key, life);
+                    prop_assert!(
+                        ok && life.is_none(),
+                        "{:?} unavailable in state {:?}",
+                        key,
+                        life
+                    );
                     self.life.insert(key, Life::Unavailable);
                 }
                 Effect::Stolen(_) => {
                     let ok = matches!(did, Did::Request { steal: true, .. });
-                    prop_assert!(ok && life == Some(Life::Held), "{:?} stolen in state {:?}", key, life);
+                    prop_assert!(
+                        ok && life == Some(Life::Held),
+                        "{:?} stolen in state {:?}",
+                        key,
+                        life
+                    );
                     self.life.insert(key, Life::Stolen);
                 }
             }
             if let Did::Terminate { client } = did {
-                prop_assert!(key.client != *client, "terminate produced {:?} for the dying client", e);
+                prop_assert!(
+                    key.client != *client,
+                    "terminate produced {:?} for the dying client",
+                    e
+                );
             }
         }
         if let Did::Request { key, name, steal } = did {
             if !self.life.contains_key(key) {
-                prop_assert!(self.engine.is_queued(*key), "{:?} neither settled nor queued", key);
+                prop_assert!(
+                    self.engine.is_queued(*key),
+                    "{:?} neither settled nor queued",
+                    key
+                );
                 self.life.insert(*key, Life::Queued);
             }
             if !steal && self.life.get(key) != Some(&Life::Unavailable) {
@@ -730,7 +971,12 @@ impl Harness {
         if *steal {
             return Ok(());
         }
-        for earlier in self.entered.get(name).map(Vec::as_slice).unwrap_or_default() {
+        for earlier in self
+            .entered
+            .get(name)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
             if *earlier == key {
                 break;
             }
@@ -825,12 +1071,26 @@ proptest! {
 // ---------------------------------------------------------------------------------------
 
 fn k(client: u32, request: u64) -> RequestKey {
-    RequestKey { client: ClientId(client), request: RequestId(request) }
+    RequestKey {
+        client: ClientId(client),
+        request: RequestId(request),
+    }
 }
 
 fn model_req(m: &mut Model, key: RequestKey, mode: LockMode, flags: RequestFlags) -> Vec<Effect> {
     let mut out = Vec::new();
-    assert_eq!(m.request(Req { key, name: vec![0x61], mode }, flags, &mut out), Ok(()));
+    assert_eq!(
+        m.request(
+            Req {
+                key,
+                name: vec![0x61],
+                mode
+            },
+            flags,
+            &mut out
+        ),
+        Ok(())
+    );
     out
 }
 
@@ -855,13 +1115,22 @@ fn model_r42_r50_r51_if_available_and_steal() {
     use Effect::{Granted as G, Stolen as S, Unavailable as U};
     let mut m = Model::default();
     let plain = RequestFlags::default();
-    let try_ = RequestFlags { if_available: true, steal: false };
-    let steal = RequestFlags { if_available: false, steal: true };
+    let try_ = RequestFlags {
+        if_available: true,
+        steal: false,
+    };
+    let steal = RequestFlags {
+        if_available: false,
+        steal: true,
+    };
     model_req(&mut m, k(1, 1), SH, plain);
     model_req(&mut m, k(2, 1), SH, plain);
     model_req(&mut m, k(3, 1), EX, plain);
     assert_eq!(model_req(&mut m, k(4, 1), SH, try_), [U(k(4, 1))]);
-    assert_eq!(model_req(&mut m, k(4, 2), EX, steal), [S(k(1, 1)), S(k(2, 1)), G(k(4, 2))]);
+    assert_eq!(
+        model_req(&mut m, k(4, 2), EX, steal),
+        [S(k(1, 1)), S(k(2, 1)), G(k(4, 2))]
+    );
     let mut out = Vec::new();
     assert!(!m.release(k(1, 1), &mut out));
     assert!(m.release(k(4, 2), &mut out));
@@ -881,7 +1150,11 @@ fn model_r80_literal_terminate_grants_the_dying_client_transiently() {
     let mut literal = m.clone();
     let mut out = Vec::new();
     literal.terminate_literally(ClientId(2), &mut out);
-    assert_eq!(out, [G(k(2, 2)), G(k(3, 1))], "aborting 2/1 grants 2/2 before 2/2 is dropped");
+    assert_eq!(
+        out,
+        [G(k(2, 2)), G(k(3, 1))],
+        "aborting 2/1 grants 2/2 before 2/2 is dropped"
+    );
     out.clear();
     m.terminate(ClientId(2), &mut out);
     assert_eq!(out, [G(k(3, 1))]);

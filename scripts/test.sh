@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The README's test command: installs what it needs (idempotently), then runs every check
+# and every test. Used by CI (.ci/run) and by developers alike.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+step() { printf '\n\033[1;32m==> %s\033[0m\n' "$*"; }
+
+step "toolchain"
+scripts/setup.sh
+
+step "format, lints, docs"
+cargo fmt --check
+cargo clippy --all-targets -q -- -D warnings
+cargo clippy --lib --tests --target wasm32-unknown-unknown -q -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -q
+
+step "purity: engine, protocol and arbiter use no browser bindings and no clock"
+if grep -rnE 'web_sys|js_sys|wasm_bindgen|Instant::now|SystemTime' src/engine src/protocol.rs src/arbiter.rs; then
+  echo "impure code above" >&2
+  exit 1
+fi
+
+step "native tests (engine unit + model + simulation, protocol, arbiter)"
+cargo test -q
+
+step "wasm bindings in headless Chromium (wasm-pack test)"
+wasm-pack test --headless --chrome --mode no-install
+
+step "build the package (dist/)"
+node scripts/build.mjs
+
+step "types against lib.dom"
+node_modules/.bin/tsc -p tests/types
+
+step "entry points"
+node tests/entry/run.mjs
+
+step "conformance: ours (window + dedicated worker) and Chromium's native"
+node tests/conformance/run.mjs
+
+step "all tests passed"

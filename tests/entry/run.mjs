@@ -1,0 +1,206 @@
+// Entry-point tests against the built dist/: the ponyfill import leaves globals untouched,
+// auto installs only where missing, install({force}) replaces, the classic script serves
+// calls made before the wasm is ready in order (window and worker), and importing under
+// Node does not throw.
+import assert from "node:assert/strict";
+import { chromium } from "playwright-core";
+import { serve } from "../../scripts/server.mjs";
+import { launchOptions } from "../browser.mjs";
+
+const root = new URL("../..", import.meta.url).pathname;
+const results = [];
+async function test(name, fn) {
+  try {
+    await fn();
+    results.push([name, "pass"]);
+  } catch (e) {
+    results.push([name, "FAIL", e && e.stack ? e.stack : String(e)]);
+  }
+}
+
+// ---- Node ----
+await test("node: importing the ponyfill does not throw or touch globals", async () => {
+  const before = Object.getOwnPropertyNames(globalThis).sort().join();
+  const m = await import("../../dist/index.js");
+  assert.equal(Object.getOwnPropertyNames(globalThis).sort().join(), before);
+  assert.equal(typeof m.locks.request, "function");
+  assert.equal(typeof m.install, "function");
+  assert.ok(m.locks instanceof m.LockManager);
+  assert.throws(() => new m.LockManager(), TypeError);
+  assert.throws(() => new m.Lock(), TypeError);
+});
+
+// ---- browser ----
+const server = await serve(root);
+const base = `http://localhost:${server.address().port}`;
+const browser = await chromium.launch(launchOptions());
+const DELETE_NATIVE = `delete Navigator.prototype.locks; delete globalThis.LockManager; delete globalThis.Lock;`;
+
+async function inPage(fn, arg) {
+  const page = await browser.newPage();
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+  await page.goto(`${base}/tests/entry/blank.html`);
+  try {
+    return await page.evaluate(fn, arg);
+  } finally {
+    await page.close();
+    assert.deepEqual(errors, []);
+  }
+}
+
+function globalsSnapshot() {
+  return `() => JSON.stringify({
+    names: Object.getOwnPropertyNames(globalThis).sort(),
+    nav: String(Object.getOwnPropertyDescriptor(Navigator.prototype, "locks")?.get),
+    LockManager: String(globalThis.LockManager), Lock: String(globalThis.Lock),
+  })`;
+}
+
+for (const native of [true, false]) {
+  const label = native ? "with native" : "without native";
+  await test(`ponyfill import leaves globals untouched (${label})`, async () => {
+    const r = await inPage(
+      async ([native, snap]) => {
+        if (!native) {
+          delete Navigator.prototype.locks;
+          delete globalThis.LockManager;
+          delete globalThis.Lock;
+        }
+        const take = eval(snap);
+        const nativeLocks = navigator.locks;
+        const before = take();
+        const m = await import("/dist/index.js");
+        const after = take();
+        const out = { same: before === after, isNative: m.locks === nativeLocks, hasLocks: "locks" in navigator };
+        // Our manager works without being installed.
+        out.value = await m.locks.request("x", (l) => `${l.name}/${l.mode}/${l instanceof m.Lock}`);
+        out.instance = m.locks instanceof m.LockManager;
+        return out;
+      },
+      [native, globalsSnapshot()],
+    );
+    assert.equal(r.same, true, "globals changed");
+    assert.equal(r.isNative, native);
+    assert.equal(r.value, "x/exclusive/true");
+    assert.equal(r.instance, true);
+  });
+
+  await test(`auto installs only where missing (${label})`, async () => {
+    const r = await inPage(async (native) => {
+      if (!native) {
+        delete Navigator.prototype.locks;
+        delete globalThis.LockManager;
+        delete globalThis.Lock;
+      }
+      const nativeLocks = navigator.locks;
+      await import("/dist/auto.js");
+      const m = await import("/dist/index.js");
+      const l = navigator.locks;
+      return {
+        kept: l === nativeLocks,
+        ours: l === m.polyfill.locks,
+        accessor: typeof Object.getOwnPropertyDescriptor(Navigator.prototype, "locks")?.get,
+        globals: globalThis.LockManager === Object.getPrototypeOf(l).constructor,
+        value: await l.request("y", { mode: "shared" }, (lock) => lock.mode),
+      };
+    }, native);
+    assert.equal(r.kept, native);
+    assert.equal(r.ours, !native);
+    assert.equal(r.accessor, "function");
+    assert.equal(r.globals, true);
+    assert.equal(r.value, "shared");
+  });
+}
+
+await test("install({ force: true }) replaces the native manager", async () => {
+  const r = await inPage(async () => {
+    const nativeLocks = navigator.locks;
+    const m = await import("/dist/index.js");
+    const notForced = m.install();
+    const forced = m.install({ force: true });
+    return {
+      notForced: notForced === nativeLocks,
+      forced: forced === m.polyfill.locks && navigator.locks === forced && navigator.locks !== nativeLocks,
+      lockIsOurs: await navigator.locks.request("z", (l) => l instanceof globalThis.Lock && !("released" in l)),
+    };
+  });
+  assert.deepEqual(r, { notForced: true, forced: true, lockIsOurs: true });
+});
+
+const CLASSIC_BEFORE_READY = async () => {
+  const order = [];
+  const L = navigator.locks;
+  // Issued synchronously after the script ran, before the wasm module can be ready.
+  const ps = [
+    L.request("q", async (l) => { order.push("1:" + l.mode); }),
+    L.request("q", { mode: "shared" }, (l) => { order.push("2:" + l.mode); }),
+    L.query().then((s) => order.push("query:" + s.held.length + "/" + s.pending.length)),
+    L.request("q", { ifAvailable: true }, (l) => { order.push("3:" + (l ? "lock" : "null")); }),
+    L.request("-bad", () => {}).catch((e) => order.push("4:" + e.name)),
+  ];
+  const readyIsPromise = L.ready instanceof Promise;
+  await Promise.all(ps);
+  await L.ready;
+  return { order, readyIsPromise };
+};
+
+await test("classic script: calls before ready are served in order (window)", async () => {
+  const r = await inPage(async (body) => {
+    delete Navigator.prototype.locks;
+    delete globalThis.LockManager;
+    delete globalThis.Lock;
+    await new Promise((res, rej) => {
+      const s = document.createElement("script");
+      s.src = "/dist/web-locks.js";
+      s.onload = res;
+      s.onerror = rej;
+      document.head.append(s);
+    });
+    return (0, eval)(`(${body})`)();
+  }, CLASSIC_BEFORE_READY.toString());
+  assert.equal(r.readyIsPromise, true);
+  assert.deepEqual([...r.order].sort(), ["1:exclusive", "2:shared", "3:null", "4:NotSupportedError", "query:1/1"]);
+  // Grant order is request order; the query saw the first held and the second pending.
+  assert.ok(r.order.indexOf("1:exclusive") < r.order.indexOf("2:shared"), r.order.join());
+});
+
+await test("classic script: importScripts in a dedicated worker, calls before ready in order", async () => {
+  const r = await inPage(async (body) => {
+    const src = `
+      delete WorkerNavigator.prototype.locks; delete self.LockManager; delete self.Lock;
+      importScripts(${JSON.stringify(location.origin + "/dist/web-locks.js")});
+      (${body})().then((r) => postMessage(r), (e) => postMessage({ error: String(e) }));`;
+    const w = new Worker(URL.createObjectURL(new Blob([src], { type: "text/javascript" })));
+    return new Promise((res) => (w.onmessage = (e) => res(e.data)));
+  }, CLASSIC_BEFORE_READY.toString());
+  assert.equal(r.error, undefined);
+  assert.equal(r.readyIsPromise, true);
+  assert.ok(r.order.indexOf("1:exclusive") < r.order.indexOf("2:shared"), r.order.join());
+  assert.ok(r.order.includes("query:1/1") && r.order.includes("3:null") && r.order.includes("4:NotSupportedError"), r.order.join());
+});
+
+await test("classic script: does nothing where navigator.locks exists", async () => {
+  const r = await inPage(async () => {
+    const nativeLocks = navigator.locks;
+    await new Promise((res) => {
+      const s = document.createElement("script");
+      s.src = "/dist/web-locks.js";
+      s.onload = res;
+      document.head.append(s);
+    });
+    return navigator.locks === nativeLocks && !("ready" in navigator.locks);
+  });
+  assert.equal(r, true);
+});
+
+await browser.close();
+server.close();
+
+let failed = 0;
+for (const [name, status, detail] of results) {
+  console.log(`${status === "pass" ? "ok  " : "FAIL"} ${name}${detail ? "\n" + detail : ""}`);
+  if (status !== "pass") failed++;
+}
+console.log(`entry-point tests: ${results.length - failed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);

@@ -16,6 +16,7 @@ function webidl(cls, name) {
     if (key !== "constructor") Object.defineProperty(proto, key, { enumerable: true });
   }
   Object.defineProperty(proto, Symbol.toStringTag, { value: name, configurable: true });
+  Object.defineProperty(cls, "name", { value: name, configurable: true }); // survives minifying
   return cls;
 }
 
@@ -167,7 +168,9 @@ export const host = {
       Object.getOwnPropertyDescriptor(AbortSignal.prototype, "aborted").get.call(v);
       return true;
     } catch {
-      return false;
+      // A detached iframe's platform getters throw even for real signals; the request
+      // is rejected with InvalidStateError there anyway, so the tag is enough.
+      return !host.active() && Object.prototype.toString.call(v) === "[object AbortSignal]";
     }
   },
   aborted: (s) => s.aborted,
@@ -247,8 +250,15 @@ export function install({ force = false } = {}) {
   if (nav.locks && !force) return nav.locks;
   const mgr = polyfillManager();
   const proto = Object.getPrototypeOf(nav); // Navigator.prototype or WorkerNavigator.prototype
-  define(proto, "locks", { enumerable: true, get: () => mgr });
-  if (Object.getOwnPropertyDescriptor(nav, "locks")) define(nav, "locks", { enumerable: true, get: () => mgr });
+  const get = {
+    get locks() {
+      if (this !== nav) throw invocation();
+      return mgr;
+    },
+  };
+  const desc = { enumerable: true, get: Object.getOwnPropertyDescriptor(get, "locks").get };
+  define(proto, "locks", desc);
+  if (Object.getOwnPropertyDescriptor(nav, "locks")) define(nav, "locks", desc);
   define(g, "LockManager", { writable: true, enumerable: false, value: LockManager });
   define(g, "Lock", { writable: true, enumerable: false, value: Lock });
   return mgr;

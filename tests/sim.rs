@@ -132,12 +132,20 @@ struct Job {
 enum Seen {
     Waiting,
     /// Callback running since this step; `stolen` once the `Stolen` message arrived.
-    Holding { since: u64, stolen: bool },
+    Holding {
+        since: u64,
+        stolen: bool,
+    },
     /// The callback finished and `Release` was sent.
-    Released { stolen: bool },
+    Released {
+        stolen: bool,
+    },
     Unavailable,
     /// Aborted while waiting; `granted` once a racing `Granted` arrived (and was ignored).
-    Aborted { granted: bool, stolen: bool },
+    Aborted {
+        granted: bool,
+        stolen: bool,
+    },
 }
 
 struct Client {
@@ -296,9 +304,23 @@ impl Sim {
         let roll = self.rng.range(0, 99);
         let steal = roll < p.steal;
         let if_available = !steal && roll < p.steal + p.if_available;
-        let mode = if !steal && self.rng.chance(p.shared) { LockMode::Shared } else { LockMode::Exclusive };
-        let abort_after = (!steal && !if_available && self.rng.chance(p.abort)).then(|| self.rng.range(0, p.max_hold));
-        Job { name, mode, flags: RequestFlags { if_available, steal }, hold: self.rng.range(0, p.max_hold), abort_after }
+        let mode = if !steal && self.rng.chance(p.shared) {
+            LockMode::Shared
+        } else {
+            LockMode::Exclusive
+        };
+        let abort_after = (!steal && !if_available && self.rng.chance(p.abort))
+            .then(|| self.rng.range(0, p.max_hold));
+        Job {
+            name,
+            mode,
+            flags: RequestFlags {
+                if_available,
+                steal,
+            },
+            hold: self.rng.range(0, p.max_hold),
+            abort_after,
+        }
     }
 
     /// Connects a new client with a fresh script, starting now.
@@ -321,7 +343,13 @@ impl Sim {
             let at = self.now + self.rng.range(0, self.p.max_gap * n + self.p.max_hold);
             self.schedule(at, Ev::Crash { client: index });
         }
-        self.clients.push(Client { id, label, alive: true, jobs, requests: BTreeMap::new() });
+        self.clients.push(Client {
+            id,
+            label,
+            alive: true,
+            jobs,
+            requests: BTreeMap::new(),
+        });
         self.last_up.push(0);
         self.last_down.push(0);
         self.detected.push(false);
@@ -331,17 +359,32 @@ impl Sim {
     fn send_up(&mut self, client: usize, msg: ClientMsg) {
         let at = (self.now + self.rng.range(0, self.p.max_delay)).max(self.last_up[client]);
         self.last_up[client] = at;
-        self.schedule(at, Ev::ToArbiter { client, words: msg.encode() });
+        self.schedule(
+            at,
+            Ev::ToArbiter {
+                client,
+                words: msg.encode(),
+            },
+        );
     }
 
     fn send_down(&mut self, client: usize, msg: &ArbiterMsg) {
         let at = (self.now + self.rng.range(0, self.p.max_delay)).max(self.last_down[client]);
         self.last_down[client] = at;
-        self.schedule(at, Ev::ToClient { client, words: msg.encode() });
+        self.schedule(
+            at,
+            Ev::ToClient {
+                client,
+                words: msg.encode(),
+            },
+        );
     }
 
     fn index_of(&self, id: ClientId) -> Result<usize, String> {
-        self.clients.iter().position(|c| c.id == id).ok_or_else(|| format!("message for unknown {id:?}"))
+        self.clients
+            .iter()
+            .position(|c| c.id == id)
+            .ok_or_else(|| format!("message for unknown {id:?}"))
     }
 
     /// Runs to quiescence, then checks the end state.
@@ -365,19 +408,38 @@ impl Sim {
                 }
                 let j = self.clients[client].jobs[job].clone();
                 let id = RequestId(self.clients[client].requests.len() as u64 + 1);
-                self.clients[client].requests.insert(id, (job, Seen::Waiting));
+                self.clients[client]
+                    .requests
+                    .insert(id, (job, Seen::Waiting));
                 self.stats.requests += 1;
                 self.log(|| format!("client {client} requests {id:?} {j:?}"));
-                self.send_up(client, ClientMsg::Request { id, name: j.name, mode: j.mode, flags: j.flags });
+                self.send_up(
+                    client,
+                    ClientMsg::Request {
+                        id,
+                        name: j.name,
+                        mode: j.mode,
+                        flags: j.flags,
+                    },
+                );
                 if let Some(after) = j.abort_after {
-                    self.schedule(self.now + after, Ev::Abort { client, request: id });
+                    self.schedule(
+                        self.now + after,
+                        Ev::Abort {
+                            client,
+                            request: id,
+                        },
+                    );
                 }
             }
             Ev::Abort { client, request } => {
                 let c = &mut self.clients[client];
                 if c.alive && matches!(c.requests.get(&request), Some((_, Seen::Waiting))) {
                     if let Some((_, seen)) = c.requests.get_mut(&request) {
-                        *seen = Seen::Aborted { granted: false, stolen: false };
+                        *seen = Seen::Aborted {
+                            granted: false,
+                            stolen: false,
+                        };
                     }
                     self.stats.aborts += 1;
                     self.log(|| format!("client {client} aborts {request:?}"));
@@ -388,8 +450,12 @@ impl Sim {
                 if !self.clients[client].alive {
                     return Ok(());
                 }
-                let key = RequestKey { client: self.clients[client].id, request };
-                let Some((job, Seen::Holding { since, stolen })) = self.clients[client].requests.get(&request).copied()
+                let key = RequestKey {
+                    client: self.clients[client].id,
+                    request,
+                };
+                let Some((job, Seen::Holding { since, stolen })) =
+                    self.clients[client].requests.get(&request).copied()
                 else {
                     return Err(format!("{key:?}: hold ended in an unexpected state"));
                 };
@@ -423,7 +489,15 @@ impl Sim {
                     })
                     .collect();
                 for (request, job, since) in holding {
-                    self.end_hold(client, RequestKey { client: id, request }, job, since);
+                    self.end_hold(
+                        client,
+                        RequestKey {
+                            client: id,
+                            request,
+                        },
+                        job,
+                        since,
+                    );
                 }
                 let at = self.now + self.rng.range(0, self.p.max_detect);
                 self.detect_at[client] = at;
@@ -438,7 +512,12 @@ impl Sim {
                 let id = self.clients[client].id;
                 let mut out = Vec::new();
                 self.arbiter.disconnect(id, &mut out);
-                for r in self.arb.iter_mut().filter(|(k, _)| k.client == id).map(|(_, r)| r) {
+                for r in self
+                    .arb
+                    .iter_mut()
+                    .filter(|(k, _)| k.client == id)
+                    .map(|(_, r)| r)
+                {
                     r.state = ArbState::Gone;
                 }
                 self.dispatch(out, None)?;
@@ -453,12 +532,17 @@ impl Sim {
                     }
                     if roll < self.p.lose + self.p.straggle {
                         let at = self.detect_at[client] + self.rng.range(0, self.p.max_delay);
-                        self.log(|| format!("holding back a message of crashed client {client} until t={at}"));
+                        self.log(|| {
+                            format!(
+                                "holding back a message of crashed client {client} until t={at}"
+                            )
+                        });
                         self.schedule(at, Ev::ToArbiter { client, words });
                         return Ok(());
                     }
                 }
-                let msg = ClientMsg::decode(&words).map_err(|e| format!("client message does not decode: {e:?}"))?;
+                let msg = ClientMsg::decode(&words)
+                    .map_err(|e| format!("client message does not decode: {e:?}"))?;
                 self.log(|| format!("arbiter <- client {client}: {msg:?}"));
                 let id = self.clients[client].id;
                 if self.detected[client] {
@@ -466,12 +550,24 @@ impl Sim {
                     self.expected_rejections += 1;
                     let mut out = Vec::new();
                     self.arbiter.handle(id, msg, &mut out);
-                    return if out.is_empty() { Ok(()) } else { Err(format!("a disconnected client got {out:?}")) };
+                    return if out.is_empty() {
+                        Ok(())
+                    } else {
+                        Err(format!("a disconnected client got {out:?}"))
+                    };
                 }
                 let mut steal = None;
                 match &msg {
-                    ClientMsg::Request { id: request, name, mode, flags } => {
-                        let key = RequestKey { client: id, request: *request };
+                    ClientMsg::Request {
+                        id: request,
+                        name,
+                        mode,
+                        flags,
+                    } => {
+                        let key = RequestKey {
+                            client: id,
+                            request: *request,
+                        };
                         self.arrivals += 1;
                         let r = ArbReq {
                             name: name.clone(),
@@ -486,7 +582,10 @@ impl Sim {
                         }
                     }
                     ClientMsg::Release { id: request } => {
-                        if let Some(r) = self.arb.get_mut(&RequestKey { client: id, request: *request }) {
+                        if let Some(r) = self.arb.get_mut(&RequestKey {
+                            client: id,
+                            request: *request,
+                        }) {
                             r.state = ArbState::Gone;
                         }
                     }
@@ -500,7 +599,8 @@ impl Sim {
                 if !self.clients[client].alive {
                     return Ok(());
                 }
-                let msg = ArbiterMsg::decode(&words).map_err(|e| format!("arbiter message does not decode: {e:?}"))?;
+                let msg = ArbiterMsg::decode(&words)
+                    .map_err(|e| format!("arbiter message does not decode: {e:?}"))?;
                 self.log(|| format!("client {client} <- arbiter: {msg:?}"));
                 self.receive(client, msg)?;
             }
@@ -511,24 +611,40 @@ impl Sim {
     /// Records a finished hold as the client saw it.
     fn end_hold(&mut self, client: usize, key: RequestKey, job: usize, since: u64) {
         let j = &self.clients[client].jobs[job];
-        let hold = Hold { key, name: j.name.clone(), mode: j.mode, start: since, end: self.step };
+        let hold = Hold {
+            key,
+            name: j.name.clone(),
+            mode: j.mode,
+            start: since,
+            end: self.step,
+        };
         self.holds.push(hold);
     }
 
     /// Checks the arbiter's output and the engine after one arbiter step, then sends the
     /// messages on.
-    fn dispatch(&mut self, out: Vec<(ClientId, ArbiterMsg)>, steal: Option<RequestKey>) -> Result<(), String> {
+    fn dispatch(
+        &mut self,
+        out: Vec<(ClientId, ArbiterMsg)>,
+        steal: Option<RequestKey>,
+    ) -> Result<(), String> {
         let mut stealer_granted = false;
         for (id, msg) in &out {
             match msg {
                 ArbiterMsg::Granted { id: request } => {
-                    let key = RequestKey { client: *id, request: *request };
+                    let key = RequestKey {
+                        client: *id,
+                        request: *request,
+                    };
                     stealer_granted |= Some(key) == steal;
                     self.check_fifo(key)?;
                     self.stats.grants += 1;
                 }
                 ArbiterMsg::Unavailable { id: request } => {
-                    let key = RequestKey { client: *id, request: *request };
+                    let key = RequestKey {
+                        client: *id,
+                        request: *request,
+                    };
                     match self.arb.get_mut(&key) {
                         Some(r) if r.state == ArbState::Queued => r.state = ArbState::Gone,
                         other => return Err(format!("{key:?} unavailable in state {other:?}")),
@@ -536,7 +652,10 @@ impl Sim {
                     self.stats.unavailable += 1;
                 }
                 ArbiterMsg::Stolen { id: request } => {
-                    let key = RequestKey { client: *id, request: *request };
+                    let key = RequestKey {
+                        client: *id,
+                        request: *request,
+                    };
                     match self.arb.get_mut(&key) {
                         Some(r) if r.state == ArbState::Held => r.state = ArbState::Gone,
                         other => return Err(format!("{key:?} stolen in state {other:?}")),
@@ -560,8 +679,10 @@ impl Sim {
                             return Err(format!("query shows a disconnected client: {i:?} (R-80)"));
                         }
                     }
-                    let mut shown: Vec<(Vec<u16>, LockMode, Vec<u16>)> =
-                        held.iter().map(|i| (i.name.clone(), i.mode, i.client.clone())).collect();
+                    let mut shown: Vec<(Vec<u16>, LockMode, Vec<u16>)> = held
+                        .iter()
+                        .map(|i| (i.name.clone(), i.mode, i.client.clone()))
+                        .collect();
                     let mut expected: Vec<(Vec<u16>, LockMode, Vec<u16>)> = Vec::new();
                     for (key, r) in &self.arb {
                         if r.state == ArbState::Held {
@@ -585,7 +706,10 @@ impl Sim {
         for (key, r) in &self.arb {
             let (queued, held) = (engine.is_queued(*key), engine.is_held(*key));
             if queued != (r.state == ArbState::Queued) || held != (r.state == ArbState::Held) {
-                return Err(format!("{key:?}: engine queued={queued} held={held}, expected {:?}", r.state));
+                return Err(format!(
+                    "{key:?}: engine queued={queued} held={held}, expected {:?}",
+                    r.state
+                ));
             }
         }
         let snap = engine.snapshot();
@@ -596,7 +720,10 @@ impl Sim {
             e.1 += usize::from(i.mode == LockMode::Exclusive);
         }
         if let Some((name, counts)) = per_name.iter().find(|(_, (n, x))| *x > 0 && *n > 1) {
-            return Err(format!("{name:?} held by {} with {} exclusive (R-23)", counts.0, counts.1));
+            return Err(format!(
+                "{name:?} held by {} with {} exclusive (R-23)",
+                counts.0, counts.1
+            ));
         }
         self.stats.max_queue = self.stats.max_queue.max(snap.pending.len());
         for (id, msg) in out {
@@ -620,7 +747,9 @@ impl Sim {
                 !q.steal && q.name == r.name && q.arrival < r.arrival && q.state == ArbState::Queued
             });
             if let Some((earlier, _)) = overtaken {
-                return Err(format!("{key:?} granted before {earlier:?}, which arrived earlier (R-20)"));
+                return Err(format!(
+                    "{key:?} granted before {earlier:?}, which arrived earlier (R-20)"
+                ));
             }
         }
         if let Some(r) = self.arb.get_mut(&key) {
@@ -633,12 +762,21 @@ impl Sim {
     fn receive(&mut self, client: usize, msg: ArbiterMsg) -> Result<(), String> {
         let id = self.clients[client].id;
         let request = match msg {
-            ArbiterMsg::Granted { id } | ArbiterMsg::Unavailable { id } | ArbiterMsg::Stolen { id } => id,
+            ArbiterMsg::Granted { id }
+            | ArbiterMsg::Unavailable { id }
+            | ArbiterMsg::Stolen { id } => id,
             ArbiterMsg::Snapshot { id, .. } => {
-                return if id == client as u32 { Ok(()) } else { Err(format!("snapshot {id} for client {client}")) };
+                return if id == client as u32 {
+                    Ok(())
+                } else {
+                    Err(format!("snapshot {id} for client {client}"))
+                };
             }
         };
-        let key = RequestKey { client: id, request };
+        let key = RequestKey {
+            client: id,
+            request,
+        };
         let Some((job, seen)) = self.clients[client].requests.get(&request).copied() else {
             return Err(format!("{key:?}: {msg:?} for a request never made"));
         };
@@ -646,21 +784,53 @@ impl Sim {
             (ArbiterMsg::Granted { .. }, Seen::Waiting) => {
                 let hold = self.clients[client].jobs[job].hold;
                 self.schedule(self.now + hold, Ev::EndHold { client, request });
-                Seen::Holding { since: self.step, stolen: false }
+                Seen::Holding {
+                    since: self.step,
+                    stolen: false,
+                }
             }
             // a grant racing an abort is dropped; the abort's Release frees it.
-            (ArbiterMsg::Granted { .. }, Seen::Aborted { granted: false, stolen }) => {
+            (
+                ArbiterMsg::Granted { .. },
+                Seen::Aborted {
+                    granted: false,
+                    stolen,
+                },
+            ) => {
                 self.stats.late_grants_after_abort += 1;
-                Seen::Aborted { granted: true, stolen }
+                Seen::Aborted {
+                    granted: true,
+                    stolen,
+                }
             }
-            (ArbiterMsg::Unavailable { .. }, Seen::Waiting) if self.clients[client].jobs[job].flags.if_available => {
+            (ArbiterMsg::Unavailable { .. }, Seen::Waiting)
+                if self.clients[client].jobs[job].flags.if_available =>
+            {
                 Seen::Unavailable
             }
-            (ArbiterMsg::Stolen { .. }, Seen::Holding { since, stolen: false }) => Seen::Holding { since, stolen: true },
-            (ArbiterMsg::Stolen { .. }, Seen::Released { stolen: false }) => Seen::Released { stolen: true },
-            (ArbiterMsg::Stolen { .. }, Seen::Aborted { granted: true, stolen: false }) => {
-                Seen::Aborted { granted: true, stolen: true }
+            (
+                ArbiterMsg::Stolen { .. },
+                Seen::Holding {
+                    since,
+                    stolen: false,
+                },
+            ) => Seen::Holding {
+                since,
+                stolen: true,
+            },
+            (ArbiterMsg::Stolen { .. }, Seen::Released { stolen: false }) => {
+                Seen::Released { stolen: true }
             }
+            (
+                ArbiterMsg::Stolen { .. },
+                Seen::Aborted {
+                    granted: true,
+                    stolen: false,
+                },
+            ) => Seen::Aborted {
+                granted: true,
+                stolen: true,
+            },
             _ => return Err(format!("{key:?}: {msg:?} while {seen:?}")),
         };
         if let Some((_, seen)) = self.clients[client].requests.get_mut(&request) {
@@ -671,23 +841,36 @@ impl Sim {
 
     fn finish(&mut self) -> Result<(), String> {
         if !self.arbiter.engine().is_empty() {
-            return Err(format!("engine not empty at quiescence: {:?}", self.arbiter.engine().snapshot()));
+            return Err(format!(
+                "engine not empty at quiescence: {:?}",
+                self.arbiter.engine().snapshot()
+            ));
         }
         if self.arbiter.rejected != self.expected_rejections {
-            return Err(format!("arbiter rejected {} messages, expected {}", self.arbiter.rejected, self.expected_rejections));
+            return Err(format!(
+                "arbiter rejected {} messages, expected {}",
+                self.arbiter.rejected, self.expected_rejections
+            ));
         }
         self.stats.rejected = self.arbiter.rejected;
         for (i, c) in self.clients.iter().enumerate() {
             for (request, (_, seen)) in &c.requests {
                 if c.alive && matches!(seen, Seen::Waiting | Seen::Holding { .. }) {
-                    return Err(format!("client {i} request {request:?} never settled: {seen:?}"));
+                    return Err(format!(
+                        "client {i} request {request:?} never settled: {seen:?}"
+                    ));
                 }
             }
         }
         let holds: Vec<Hold> = self
             .holds
             .iter()
-            .map(|h| Hold { end: h.end.min(self.stolen_at.get(&h.key).copied().unwrap_or(u64::MAX)), ..h.clone() })
+            .map(|h| Hold {
+                end: h
+                    .end
+                    .min(self.stolen_at.get(&h.key).copied().unwrap_or(u64::MAX)),
+                ..h.clone()
+            })
             .collect();
         check_exclusion(&holds)
     }
@@ -714,15 +897,21 @@ fn check_exclusion(holds: &[Hold]) -> Result<(), String> {
 }
 
 fn run_seeds(test: &str, p: Profile, default_seeds: u64) -> Stats {
-    let (seeds, trace): (Vec<u64>, bool) = match std::env::var("SIM_SEED").ok().and_then(|s| s.parse().ok()) {
-        Some(seed) => (vec![seed], true),
-        None => {
-            let n = std::env::var("SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(default_seeds);
-            // FNV-1a of the test name, so that tests do not share seeds.
-            let base = test.bytes().fold(0xCBF2_9CE4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01B3));
-            ((0..n).map(|i| base.wrapping_add(i)).collect(), false)
-        }
-    };
+    let (seeds, trace): (Vec<u64>, bool) =
+        match std::env::var("SIM_SEED").ok().and_then(|s| s.parse().ok()) {
+            Some(seed) => (vec![seed], true),
+            None => {
+                let n = std::env::var("SIM_SEEDS")
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(default_seeds);
+                // FNV-1a of the test name, so that tests do not share seeds.
+                let base = test.bytes().fold(0xCBF2_9CE4_8422_2325u64, |h, b| {
+                    (h ^ u64::from(b)).wrapping_mul(0x100_0000_01B3)
+                });
+                ((0..n).map(|i| base.wrapping_add(i)).collect(), false)
+            }
+        };
     let mut total = Stats::default();
     for seed in seeds {
         let mut sim = Sim::new(seed, p, trace);
@@ -731,7 +920,9 @@ fn run_seeds(test: &str, p: Profile, default_seeds: u64) -> Stats {
             println!("{}", t.join("\n"));
         }
         if let Err(e) = result {
-            panic!("{test}: seed {seed} failed: {e}\n(rerun with SIM_SEED={seed} to print the trace)");
+            panic!(
+                "{test}: seed {seed} failed: {e}\n(rerun with SIM_SEED={seed} to print the trace)"
+            );
         }
         total.add(&sim.stats);
     }
@@ -748,7 +939,10 @@ fn run_seeds(test: &str, p: Profile, default_seeds: u64) -> Stats {
 #[test]
 fn r20_r23_sim_exclusion_fifo_and_settlement() {
     let s = run_seeds("r20_r23", CALM, 300);
-    assert!(s.grants > 1000 && s.unavailable > 0 && s.aborts > 0 && s.late_grants_after_abort > 0, "{s:?}");
+    assert!(
+        s.grants > 1000 && s.unavailable > 0 && s.aborts > 0 && s.late_grants_after_abort > 0,
+        "{s:?}"
+    );
     assert!(s.max_queue >= 4, "queues never got long: {s:?}");
 }
 
@@ -765,7 +959,17 @@ fn r50_r53_sim_steals() {
 /// crashed client is freed and `query()` never shows it again.
 #[test]
 fn r80_r81_sim_crashes_release_everything() {
-    let s = run_seeds("r80_r81", Profile { crash: 40, lose: 30, straggle: 40, rebirth: 50, ..CALM }, 300);
+    let s = run_seeds(
+        "r80_r81",
+        Profile {
+            crash: 40,
+            lose: 30,
+            straggle: 40,
+            rebirth: 50,
+            ..CALM
+        },
+        300,
+    );
     assert!(s.crashes > 100 && s.lost > 0 && s.rejected > 0, "{s:?}");
 }
 
@@ -785,40 +989,76 @@ fn r20_r80_sim_everything() {
         ..CALM
     };
     let s = run_seeds("everything", p, 200);
-    assert!(s.steals > 0 && s.crashes > 0 && s.queries > 0 && s.aborts > 0 && s.unavailable > 0, "{s:?}");
+    assert!(
+        s.steals > 0 && s.crashes > 0 && s.queries > 0 && s.aborts > 0 && s.unavailable > 0,
+        "{s:?}"
+    );
 }
 
 // The checker itself must be able to fail.
 
 fn hold(client: u32, name: u16, mode: LockMode, start: u64, end: u64) -> Hold {
-    Hold { key: RequestKey { client: ClientId(client), request: RequestId(1) }, name: vec![name], mode, start, end }
+    Hold {
+        key: RequestKey {
+            client: ClientId(client),
+            request: RequestId(1),
+        },
+        name: vec![name],
+        mode,
+        start,
+        end,
+    }
 }
 
 #[test]
 fn checker_rejects_overlapping_exclusive_holds() {
     let x = LockMode::Exclusive;
     let s = LockMode::Shared;
-    assert!(check_exclusion(&[hold(1, 97, x, 0, 5), hold(2, 97, x, 5, 9)]).is_ok(), "touching is fine");
-    assert!(check_exclusion(&[hold(1, 97, x, 0, 5), hold(2, 98, x, 1, 9)]).is_ok(), "other names are fine");
-    assert!(check_exclusion(&[hold(1, 97, s, 0, 5), hold(2, 97, s, 1, 9)]).is_ok(), "shared is fine");
+    assert!(
+        check_exclusion(&[hold(1, 97, x, 0, 5), hold(2, 97, x, 5, 9)]).is_ok(),
+        "touching is fine"
+    );
+    assert!(
+        check_exclusion(&[hold(1, 97, x, 0, 5), hold(2, 98, x, 1, 9)]).is_ok(),
+        "other names are fine"
+    );
+    assert!(
+        check_exclusion(&[hold(1, 97, s, 0, 5), hold(2, 97, s, 1, 9)]).is_ok(),
+        "shared is fine"
+    );
     assert!(check_exclusion(&[hold(1, 97, x, 0, 5), hold(2, 97, x, 4, 9)]).is_err());
     assert!(check_exclusion(&[hold(1, 97, s, 0, 5), hold(2, 97, x, 4, 9)]).is_err());
-    assert!(check_exclusion(&[hold(1, 97, x, 0, 50), hold(2, 97, s, 1, 2), hold(3, 97, s, 10, 12)]).is_err());
-    assert!(check_exclusion(&[hold(1, 97, x, 0, 5), hold(2, 97, s, 9, 9), hold(3, 97, x, 1, 1)]).is_ok(), "empty");
+    assert!(check_exclusion(&[
+        hold(1, 97, x, 0, 50),
+        hold(2, 97, s, 1, 2),
+        hold(3, 97, s, 10, 12)
+    ])
+    .is_err());
+    assert!(
+        check_exclusion(&[
+            hold(1, 97, x, 0, 5),
+            hold(2, 97, s, 9, 9),
+            hold(3, 97, x, 1, 1)
+        ])
+        .is_ok(),
+        "empty"
+    );
 }
 
 #[test]
 fn rng_is_deterministic_and_spread() {
-    let a: Vec<u64> = (0..5).map({
-        let mut r = Rng::new(7);
-        move |_| r.range(0, 9)
-    })
-    .collect();
-    let b: Vec<u64> = (0..5).map({
-        let mut r = Rng::new(7);
-        move |_| r.range(0, 9)
-    })
-    .collect();
+    let a: Vec<u64> = (0..5)
+        .map({
+            let mut r = Rng::new(7);
+            move |_| r.range(0, 9)
+        })
+        .collect();
+    let b: Vec<u64> = (0..5)
+        .map({
+            let mut r = Rng::new(7);
+            move |_| r.range(0, 9)
+        })
+        .collect();
     assert_eq!(a, b);
     let mut r = Rng::new(0);
     let mut seen = [0u32; 10];

@@ -3,6 +3,7 @@
 // which the Rust bindings (src/bindings) reach the JS world. No work happens at import:
 // nothing here touches a global until `install()` is called, and the wasm module is
 // only fetched on the first call (or when `ready` is read).
+import { connectClient, debug, holdProbe } from "./coord.js";
 
 const LOCKS = new WeakMap(); // Lock -> [name, mode]
 const MANAGERS = new WeakSet();
@@ -44,6 +45,38 @@ let api = null; // the wasm exports, once ready
 let loading = null; // the promise of api
 let loader = null; // () => Promise<exports>, set by the entry point
 const backlog = []; // calls made before the module was ready, in call order
+const config = { workerUrl: null, mode: "auto" };
+let clientId = null;
+let link = null; // the connection to a remote arbiter, if any
+
+/**
+ * How this context reaches the other contexts of its origin:
+ * - "shared": through the arbiter in a SharedWorker (windows) or over BroadcastChannel
+ *   (workers, and windows where SharedWorker is missing), with IndexedDB telling who died;
+ * - "local": the arbiter runs in this context, so locks are exact but not shared with
+ *   other contexts. Used where BroadcastChannel or IndexedDB is missing, or on request.
+ */
+async function connect(exports) {
+  clientId = uuid();
+  let local = config.mode === "local" || typeof BroadcastChannel !== "function" || !g.indexedDB;
+  // The probe database must exist before any arbiter hears of us: it is how an arbiter
+  // learns that this context died.
+  if (!local && !(await holdProbe(clientId))) local = true;
+  debug.mode = local ? "local" : "shared";
+  host.local = () => local;
+  exports.init(host);
+  if (!local) {
+    const isWindow = typeof g.document !== "undefined";
+    link = connectClient(exports, clientId, { workerUrl: isWindow ? config.workerUrl : null, candidate: !isWindow });
+    host.post = link.post;
+    if (isWindow && typeof g.addEventListener === "function") {
+      // A page that may come back from the back/forward cache keeps its locks (and its
+      // probe database, which stays open); one that is really going says goodbye.
+      g.addEventListener("pagehide", (e) => e.persisted || link.goodbye());
+    }
+  }
+  return exports;
+}
 
 function load() {
   if (!loading) {
@@ -52,9 +85,9 @@ function load() {
         if (!loader) throw new Error("web-locks-wasm: no wasm loader configured");
         return loader();
       })
+      .then(connect)
       .then(
         (exports) => {
-          exports.init(host);
           api = exports;
           // Replay in order, synchronously: nothing can slip in between.
           for (const [method, args, resolve] of backlog.splice(0)) resolve(api[method](...args));
@@ -92,10 +125,14 @@ export const LockManager = webidl(
     query() {
       return call(this, "query", []);
     }
-    /** Not in the spec: resolves once the wasm module is ready (calls made before are queued). */
+    /**
+     * Not in the spec: resolves once the wasm module is ready (calls made before are
+     * queued), to a live view of how this context is connected (`mode`, `client`,
+     * `arbiter`, `stats`).
+     */
     get ready() {
       if (!MANAGERS.has(this)) throw invocation();
-      return load();
+      return load().then(() => debug);
     }
   },
   "LockManager",
@@ -104,6 +141,15 @@ export const LockManager = webidl(
 /** Configures how the wasm module is fetched; called once by each entry point. */
 export function setLoader(fn) {
   loader = fn;
+}
+
+/**
+ * Where the arbiter's SharedWorker script is (the package's own `web-locks.js`, a classic
+ * script), and the coordination mode ("auto" or "local"). Takes effect before first use.
+ */
+export function configure({ workerUrl, mode } = {}) {
+  if (workerUrl !== undefined) config.workerUrl = workerUrl === null ? null : String(workerUrl);
+  if (mode !== undefined) config.mode = mode === "local" ? "local" : "auto";
 }
 
 let manager = null;
@@ -218,11 +264,14 @@ export const host = {
       (e) => onDone(id, false, e),
     );
   },
-  clientId: uuid,
+  clientId: () => clientId,
+  local: () => true,
+  post: () => {},
   snapshot(held, pending) {
     const list = (flat) => {
       const out = [];
-      for (let i = 0; i < flat.length; i += 3) out.push({ name: flat[i], mode: flat[i + 1], clientId: flat[i + 2] });
+      // Web IDL dictionaries list their members in lexicographic order.
+      for (let i = 0; i < flat.length; i += 3) out.push({ clientId: flat[i + 2], mode: flat[i + 1], name: flat[i] });
       return out;
     };
     return { held: list(held), pending: list(pending) };
@@ -244,7 +293,8 @@ function define(target, key, desc) {
  * Installs the polyfill on `navigator.locks` (and the `LockManager`/`Lock` globals) where
  * missing, or always with `{ force: true }`. Returns the manager now in force.
  */
-export function install({ force = false } = {}) {
+export function install({ force = false, workerUrl, mode } = {}) {
+  configure({ workerUrl, mode });
   const nav = g.navigator;
   if (!nav) return null;
   if (nav.locks && !force) return nav.locks;

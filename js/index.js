@@ -1,13 +1,23 @@
 // `import { locks, LockManager, Lock, install } from "web-locks-wasm"`: a ponyfill.
 // `locks` is the browser's own manager where there is one, else ours. Importing touches no
 // global and loads no wasm: the module is fetched on the first call.
-import { Lock as OurLock, LockManager as OurLockManager, install as coreInstall, polyfillManager, setLoader } from "./core.js";
+import {
+  configure,
+  Lock as OurLock,
+  LockManager as OurLockManager,
+  install as coreInstall,
+  polyfillManager,
+  setLoader,
+} from "./core.js";
 
 setLoader(async () => {
   const glue = await import("./web_locks_wasm.js");
   await glue.default({ module_or_path: new URL("./web_locks_wasm_bg.wasm", import.meta.url) });
   return glue;
 });
+// The arbiter's SharedWorker is the package's classic script; bundlers that understand
+// `new URL(..., import.meta.url)` copy it along. `install({ workerUrl })` overrides it.
+configure({ workerUrl: new URL("./web-locks.js", import.meta.url).href });
 
 const native = typeof navigator !== "undefined" && navigator && navigator.locks ? navigator.locks : null;
 

@@ -38,6 +38,7 @@ cpSync(wasm, join(dist, "web_locks_wasm_bg.wasm"));
 const minify = profile === "release";
 for (const [src, out] of [
   ["js/core.js", "core.js"],
+  ["js/coord.js", "coord.js"],
   ["js/index.js", "index.js"],
   ["js/auto.js", "auto.js"],
   ["build/pkg/web_locks_wasm.js", "web_locks_wasm.js"],

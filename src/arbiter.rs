@@ -4,28 +4,37 @@
 //!
 //! In the single-context build the arbiter lives in the calling context itself (the
 //! degenerate arbiter); cross-context hosts feed it the same [`ClientMsg`]s.
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
-use crate::engine::{ClientId, Effect, Engine, EngineError, LockInfo, RequestKey};
+use crate::engine::{ClientId, Effect, Engine, LockInfo, RequestKey};
 use crate::protocol::{ArbiterMsg, ClientMsg, WireLockInfo};
 
 /// Owns one engine and the clients connected to it.
+///
+/// ```text
+///   new() ──► Serving ◄──────────────────────────────┐
+///   begin_recovery(live clients) ──► Recovering ──────┘ every listed client said Hello
+///                                    (requests buffered,  or is gone
+///                                     nothing granted)
+/// ```
 #[derive(Debug, Default)]
 pub struct Arbiter {
     engine: Engine,
-    /// Connected clients and their public `clientId` (as UTF-16), shown by `query()`.
+    /// Connected clients and their public `clientId` (UTF-16), once they said Hello.
     clients: BTreeMap<ClientId, Rc<[u16]>>,
+    by_label: BTreeMap<Rc<[u16]>, ClientId>,
     next_client: u32,
+    /// Recovering: the `clientId`s of live contexts that have not re-registered yet.
+    /// While any is missing nothing is granted, since it may hold any lock.
+    waiting: BTreeSet<Vec<u16>>,
+    recovering: bool,
+    /// Messages that arrived while recovering, replayed in order afterwards.
+    buffered: Vec<(ClientId, ClientMsg)>,
     effects: Vec<Effect>,
-    /// Messages refused by the engine (duplicate ids, impossible flags): counted, not fatal.
+    /// Messages refused (duplicate ids, impossible flags, unknown clients): counted, not fatal.
     pub rejected: u64,
 }
 
@@ -34,17 +43,54 @@ impl Arbiter {
         Self::default()
     }
 
-    /// Registers a client under its public `clientId`.
-    pub fn connect(&mut self, label: &[u16]) -> ClientId {
+    /// An arbiter that replaces another: it grants nothing until [`Arbiter::begin_recovery`]
+    /// has said which live clients to wait for and each of them re-registered or is gone.
+    pub fn recovering() -> Self {
+        Arbiter { recovering: true, ..Self::default() }
+    }
+
+    /// A new connection. It becomes a client with its first [`ClientMsg::Hello`].
+    pub fn connect(&mut self) -> ClientId {
         let id = ClientId(self.next_client);
         self.next_client = self.next_client.wrapping_add(1);
-        self.clients.insert(id, label.into());
         id
     }
 
-    /// The client is gone: its requests are dropped and its locks released (R-80, R-81).
+    /// The connection of the client with this public `clientId`, if it said Hello.
+    pub fn client(&self, label: &[u16]) -> Option<ClientId> {
+        self.by_label.get(label).copied()
+    }
+
+    /// This arbiter replaces one that is gone: `live` are the `clientId`s of contexts
+    /// that may hold locks or wait for them. Until each has re-registered (Hello) or is
+    /// known to be gone ([`Arbiter::gone`]), requests are buffered and nothing is granted.
+    pub fn begin_recovery(&mut self, live: impl IntoIterator<Item = Vec<u16>>, out: &mut Vec<(ClientId, ArbiterMsg)>) {
+        self.waiting.extend(live.into_iter().filter(|l| !self.by_label.contains_key(l.as_slice())));
+        self.recovering = true;
+        self.finish_recovery(out);
+    }
+
+    /// Whether grants are held back until live clients have re-registered.
+    pub fn is_recovering(&self) -> bool {
+        self.recovering
+    }
+
+    /// A context is known to be dead (e.g. its IndexedDB probe fired): its requests are
+    /// dropped and its locks released (R-80, R-81).
+    pub fn gone(&mut self, label: &[u16], out: &mut Vec<(ClientId, ArbiterMsg)>) {
+        if let Some(client) = self.client(label) {
+            self.disconnect(client, out);
+        }
+        if self.waiting.remove(label) {
+            self.finish_recovery(out);
+        }
+    }
+
+    /// The connection is closed: the client's requests are dropped, its locks released.
     pub fn disconnect(&mut self, client: ClientId, out: &mut Vec<(ClientId, ArbiterMsg)>) {
-        if self.clients.remove(&client).is_some() {
+        self.buffered.retain(|(c, _)| *c != client);
+        if let Some(label) = self.clients.remove(&client) {
+            self.by_label.remove(&label);
             self.engine.terminate(client, &mut self.effects);
             self.flush(out);
         }
@@ -55,53 +101,27 @@ impl Arbiter {
     }
 
     /// Handles one message from `client`; replies (to it and to others) go to `out`.
-    pub fn handle(
-        &mut self,
-        client: ClientId,
-        msg: ClientMsg,
-        out: &mut Vec<(ClientId, ArbiterMsg)>,
-    ) {
-        if !self.clients.contains_key(&client) {
-            self.rejected += 1;
-            return;
-        }
+    pub fn handle(&mut self, client: ClientId, msg: ClientMsg, out: &mut Vec<(ClientId, ArbiterMsg)>) {
         match msg {
-            ClientMsg::Request {
-                id,
-                name,
-                mode,
-                flags,
-            } => {
-                let key = RequestKey {
-                    client,
-                    request: id,
-                };
-                let result = self
-                    .engine
-                    .request(key, name.into(), mode, flags, &mut self.effects);
-                if let Err(EngineError::DuplicateRequest | EngineError::InvalidFlags) = result {
+            ClientMsg::Hello { client: label, restore } => self.hello(client, label, restore, out),
+            ClientMsg::Goodbye => self.disconnect(client, out),
+            _ if self.recovering => self.buffered.push((client, msg)),
+            _ if !self.clients.contains_key(&client) => self.rejected += 1,
+            ClientMsg::Request { id, name, mode, flags } => {
+                let key = RequestKey { client, request: id };
+                if self.engine.request(key, name.into(), mode, flags, &mut self.effects).is_err() {
                     self.rejected += 1;
                 }
             }
             ClientMsg::Release { id } => {
-                self.engine.release(
-                    RequestKey {
-                        client,
-                        request: id,
-                    },
-                    &mut self.effects,
-                );
+                self.engine.release(RequestKey { client, request: id }, &mut self.effects);
             }
             ClientMsg::Query { id } => {
                 let snap = self.engine.snapshot();
                 let wire = |i: &LockInfo| WireLockInfo {
                     name: i.name.to_vec(),
                     mode: i.mode,
-                    client: self
-                        .clients
-                        .get(&i.client)
-                        .map(|c| c.to_vec())
-                        .unwrap_or_default(),
+                    client: self.clients.get(&i.client).map(|c| c.to_vec()).unwrap_or_default(),
                 };
                 let held = snap.held.iter().map(wire).collect();
                 let pending = snap.pending.iter().map(wire).collect();
@@ -111,11 +131,57 @@ impl Arbiter {
         self.flush(out);
     }
 
+    fn hello(
+        &mut self,
+        client: ClientId,
+        label: Vec<u16>,
+        restore: Vec<crate::protocol::Restored>,
+        out: &mut Vec<(ClientId, ArbiterMsg)>,
+    ) {
+        if self.clients.contains_key(&client) || self.by_label.contains_key(label.as_slice()) {
+            self.rejected += 1;
+            return;
+        }
+        let label: Rc<[u16]> = label.into();
+        self.clients.insert(client, label.clone());
+        self.by_label.insert(label.clone(), client);
+        for r in restore {
+            let key = RequestKey { client, request: r.id };
+            let result = match r.position {
+                None => self.engine.restore_held(key, r.name.into(), r.mode),
+                Some(p) => self.engine.restore_queued(key, r.name.into(), r.mode, p),
+            };
+            if result.is_err() {
+                self.rejected += 1;
+            }
+        }
+        if self.waiting.remove(&*label) || !self.recovering {
+            self.finish_recovery(out);
+        }
+    }
+
+    /// Once nobody is missing: grant what the restored queues allow, then replay what
+    /// arrived meanwhile, in order.
+    fn finish_recovery(&mut self, out: &mut Vec<(ClientId, ArbiterMsg)>) {
+        if !self.waiting.is_empty() {
+            return;
+        }
+        if self.recovering {
+            self.recovering = false;
+            self.engine.process_all(&mut self.effects);
+            self.flush(out);
+        }
+        for (client, msg) in std::mem::take(&mut self.buffered) {
+            self.handle(client, msg, out);
+        }
+    }
+
     fn flush(&mut self, out: &mut Vec<(ClientId, ArbiterMsg)>) {
         out.extend(self.effects.drain(..).map(|e| match e {
             Effect::Granted(k) => (k.client, ArbiterMsg::Granted { id: k.request }),
             Effect::Unavailable(k) => (k.client, ArbiterMsg::Unavailable { id: k.request }),
             Effect::Stolen(k) => (k.client, ArbiterMsg::Stolen { id: k.request }),
+            Effect::Queued(k, position) => (k.client, ArbiterMsg::Queued { id: k.request, position }),
         }));
     }
 }
@@ -125,48 +191,58 @@ impl Arbiter {
 mod tests {
     use super::*;
     use crate::engine::{LockMode, RequestFlags, RequestId};
+    use crate::protocol::Restored;
 
-    fn req(id: u64, name: &str, mode: LockMode, flags: RequestFlags) -> ClientMsg {
+    fn req(id: u64, name: &str, mode: LockMode) -> ClientMsg {
         ClientMsg::Request {
             id: RequestId(id),
             name: name.encode_utf16().collect(),
             mode,
-            flags,
+            flags: RequestFlags::default(),
         }
+    }
+
+    fn hello(a: &mut Arbiter, label: &str, restore: Vec<Restored>, out: &mut Vec<(ClientId, ArbiterMsg)>) -> ClientId {
+        let c = a.connect();
+        a.handle(c, ClientMsg::Hello { client: label.encode_utf16().collect(), restore }, out);
+        c
+    }
+
+    fn granted(out: &[(ClientId, ArbiterMsg)]) -> Vec<(ClientId, u64)> {
+        out.iter()
+            .filter_map(|(c, m)| match m {
+                ArbiterMsg::Granted { id } => Some((*c, id.0)),
+                _ => None,
+            })
+            .collect()
     }
 
     #[test]
     fn routes_effects_to_their_clients_and_reports_client_ids() {
         let mut a = Arbiter::new();
         let mut out = Vec::new();
-        let c1 = a.connect(&[0x31]);
-        let c2 = a.connect(&[0x32]);
-        a.handle(
-            c1,
-            req(1, "x", LockMode::Exclusive, RequestFlags::default()),
-            &mut out,
+        let c1 = hello(&mut a, "1", vec![], &mut out);
+        let c2 = hello(&mut a, "2", vec![], &mut out);
+        a.handle(c1, req(1, "x", LockMode::Exclusive), &mut out);
+        a.handle(c2, req(1, "x", LockMode::Exclusive), &mut out);
+        assert_eq!(
+            out,
+            vec![
+                (c1, ArbiterMsg::Granted { id: RequestId(1) }),
+                (c2, ArbiterMsg::Queued { id: RequestId(1), position: 1 })
+            ]
         );
-        a.handle(
-            c2,
-            req(1, "x", LockMode::Exclusive, RequestFlags::default()),
-            &mut out,
-        );
-        assert_eq!(out, vec![(c1, ArbiterMsg::Granted { id: RequestId(1) })]);
         out.clear();
         a.handle(c2, ClientMsg::Query { id: 5 }, &mut out);
-        let ArbiterMsg::Snapshot {
-            id: 5,
-            held,
-            pending,
-        } = &out[0].1
-        else {
-            panic!("{out:?}")
-        };
+        let ArbiterMsg::Snapshot { id: 5, held, pending } = &out[0].1 else { panic!("{out:?}") };
         assert_eq!(held[0].client, vec![0x31]);
         assert_eq!(pending[0].client, vec![0x32]);
         out.clear();
         a.disconnect(c1, &mut out);
-        assert_eq!(out, vec![(c2, ArbiterMsg::Granted { id: RequestId(1) })]);
+        assert_eq!(granted(&out), [(c2, 1)]);
+        out.clear();
+        a.handle(c2, ClientMsg::Goodbye, &mut out);
+        assert!(a.engine().is_empty() && out.is_empty());
     }
 
     #[test]
@@ -174,31 +250,89 @@ mod tests {
         let mut a = Arbiter::new();
         let mut out = Vec::new();
         a.handle(ClientId(42), ClientMsg::Query { id: 1 }, &mut out);
-        let c = a.connect(&[]);
-        a.handle(
-            c,
-            req(1, "x", LockMode::Exclusive, RequestFlags::default()),
-            &mut out,
-        );
-        a.handle(
-            c,
-            req(1, "y", LockMode::Exclusive, RequestFlags::default()),
-            &mut out,
-        );
-        a.handle(
-            c,
-            req(
-                2,
-                "y",
-                LockMode::Shared,
-                RequestFlags {
-                    steal: true,
-                    if_available: false,
-                },
-            ),
-            &mut out,
-        );
-        assert_eq!(a.rejected, 3);
+        let c = hello(&mut a, "", vec![], &mut out);
+        a.handle(c, ClientMsg::Hello { client: vec![], restore: vec![] }, &mut out);
+        a.handle(c, req(1, "x", LockMode::Exclusive), &mut out);
+        a.handle(c, req(1, "y", LockMode::Exclusive), &mut out);
+        let steal_shared = ClientMsg::Request {
+            id: RequestId(2),
+            name: vec![],
+            mode: LockMode::Shared,
+            flags: RequestFlags { steal: true, if_available: false },
+        };
+        a.handle(c, steal_shared, &mut out);
+        assert_eq!(a.rejected, 4);
         assert_eq!(out, vec![(c, ArbiterMsg::Granted { id: RequestId(1) })]);
+    }
+
+    #[test]
+    fn recovery_grants_nothing_until_every_live_client_re_registered() {
+        let mut a = Arbiter::new();
+        let mut out = Vec::new();
+        a.begin_recovery(["holder", "waiter", "dead"].map(|s| s.encode_utf16().collect()), &mut out);
+        // A newcomer's request waits: "holder" may hold "x".
+        let newcomer = hello(&mut a, "new", vec![], &mut out);
+        a.handle(newcomer, req(1, "x", LockMode::Exclusive), &mut out);
+        a.handle(newcomer, ClientMsg::Query { id: 1 }, &mut out);
+        assert!(out.is_empty() && a.is_recovering());
+        let waiter = hello(
+            &mut a,
+            "waiter",
+            vec![Restored {
+                id: RequestId(7),
+                name: "x".encode_utf16().collect(),
+                mode: LockMode::Exclusive,
+                position: Some(1),
+            }],
+            &mut out,
+        );
+        let holder = hello(
+            &mut a,
+            "holder",
+            vec![Restored {
+                id: RequestId(3),
+                name: "x".encode_utf16().collect(),
+                mode: LockMode::Exclusive,
+                position: None,
+            }],
+            &mut out,
+        );
+        assert!(out.is_empty(), "still waiting for 'dead': {out:?}");
+        a.gone(&"dead".encode_utf16().collect::<Vec<_>>(), &mut out);
+        assert!(!a.is_recovering());
+        // The holder still holds; the newcomer queued behind the restored waiter.
+        assert!(granted(&out).is_empty(), "{out:?}");
+        out.clear();
+        a.handle(holder, ClientMsg::Release { id: RequestId(3) }, &mut out);
+        assert_eq!(granted(&out), [(waiter, 7)]);
+        out.clear();
+        a.handle(waiter, ClientMsg::Release { id: RequestId(7) }, &mut out);
+        assert_eq!(granted(&out), [(newcomer, 1)]);
+    }
+
+    #[test]
+    fn a_client_that_dies_while_awaited_is_not_awaited() {
+        let mut a = Arbiter::new();
+        let mut out = Vec::new();
+        a.begin_recovery([vec![0x61]], &mut out);
+        let c = hello(&mut a, "b", vec![], &mut out);
+        a.handle(c, req(1, "x", LockMode::Exclusive), &mut out);
+        assert!(out.is_empty());
+        a.gone(&[0x61], &mut out);
+        assert_eq!(granted(&out), [(c, 1)]);
+    }
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+mod recovery_edge_tests {
+    use super::*;
+
+    #[test]
+    fn recovery_with_nobody_to_wait_for_ends_at_once() {
+        let mut a = Arbiter::new();
+        let mut out = Vec::new();
+        a.begin_recovery([], &mut out);
+        assert!(!a.is_recovering());
     }
 }

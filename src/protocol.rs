@@ -4,12 +4,7 @@
 //! UTF-16 code units and must cross unchanged (lone surrogates included). Every message
 //! starts with [`VERSION`]; the decoder is total: anything malformed, truncated, foreign
 //! or from another protocol version decodes to a [`DecodeError`], never a panic.
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use crate::engine::{LockMode, RequestFlags, RequestId};
 
@@ -25,16 +20,26 @@ pub struct WireLockInfo {
     pub client: Vec<u16>,
 }
 
+/// A lock or a waiting request that a client re-registers with a new arbiter.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Restored {
+    pub id: RequestId,
+    pub name: Vec<u16>,
+    pub mode: LockMode,
+    /// `None`: held. `Some(p)`: waiting at queue position `p` ([`ArbiterMsg::Queued`]).
+    pub position: Option<i64>,
+}
+
 /// Client → arbiter.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ClientMsg {
+    /// First message of a client to an arbiter: its public `clientId`, and what it holds
+    /// and waits for (empty unless an earlier arbiter is gone).
+    Hello { client: Vec<u16>, restore: Vec<Restored> },
+    /// The context is going away (`pagehide`): drop its requests, release its locks.
+    Goodbye,
     /// Spec "request a lock": queue (or steal, or try) a lock on `name`.
-    Request {
-        id: RequestId,
-        name: Vec<u16>,
-        mode: LockMode,
-        flags: RequestFlags,
-    },
+    Request { id: RequestId, name: Vec<u16>, mode: LockMode, flags: RequestFlags },
     /// Release a held lock or withdraw a queued request (settled callback, abort, or a
     /// grant that will not be used).
     Release { id: RequestId },
@@ -45,6 +50,11 @@ pub enum ClientMsg {
 /// Arbiter → client.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ArbiterMsg {
+    /// The request waits at this queue position (kept for a restore).
+    Queued {
+        id: RequestId,
+        position: i64,
+    },
     Granted {
         id: RequestId,
     },
@@ -78,6 +88,9 @@ pub enum DecodeError {
 const T_REQUEST: u16 = 1;
 const T_RELEASE: u16 = 2;
 const T_QUERY: u16 = 3;
+const T_HELLO: u16 = 4;
+const T_GOODBYE: u16 = 5;
+const T_QUEUED: u16 = 20;
 const T_GRANTED: u16 = 16;
 const T_UNAVAILABLE: u16 = 17;
 const T_STOLEN: u16 = 18;
@@ -86,6 +99,7 @@ const T_SNAPSHOT: u16 = 19;
 const F_SHARED: u16 = 1;
 const F_IF_AVAILABLE: u16 = 2;
 const F_STEAL: u16 = 4;
+const F_QUEUED: u16 = 8;
 
 struct Writer(Vec<u16>);
 
@@ -150,11 +164,7 @@ impl Reader<'_> {
         let mut v = Vec::with_capacity(n);
         for _ in 0..n {
             let mode = self.mode()?;
-            v.push(WireLockInfo {
-                mode,
-                name: self.str()?,
-                client: self.str()?,
-            });
+            v.push(WireLockInfo { mode, name: self.str()?, client: self.str()? });
         }
         Ok(v)
     }
@@ -184,12 +194,7 @@ fn header<'a>(words: &'a [u16]) -> Result<(u16, Reader<'a>), DecodeError> {
 impl ClientMsg {
     pub fn encode(&self) -> Vec<u16> {
         match self {
-            ClientMsg::Request {
-                id,
-                name,
-                mode,
-                flags,
-            } => {
+            ClientMsg::Request { id, name, mode, flags } => {
                 let mut w = Writer::new(T_REQUEST);
                 w.u64(id.0);
                 let mut bits = mode_bits(*mode);
@@ -213,6 +218,21 @@ impl ClientMsg {
                 w.u32(*id);
                 w.0
             }
+            ClientMsg::Hello { client, restore } => {
+                let mut w = Writer::new(T_HELLO);
+                w.str(client);
+                w.u32(restore.len() as u32);
+                for r in restore {
+                    w.u64(r.id.0);
+                    w.0.push(mode_bits(r.mode) | if r.position.is_some() { F_QUEUED } else { 0 });
+                    if let Some(p) = r.position {
+                        w.u64(p as u64);
+                    }
+                    w.str(&r.name);
+                }
+                w.0
+            }
+            ClientMsg::Goodbye => Writer::new(T_GOODBYE).0,
         }
     }
 
@@ -225,22 +245,10 @@ impl ClientMsg {
                 if bits & !(F_SHARED | F_IF_AVAILABLE | F_STEAL) != 0 {
                     return Err(DecodeError::Malformed);
                 }
-                let mode = if bits & F_SHARED != 0 {
-                    LockMode::Shared
-                } else {
-                    LockMode::Exclusive
-                };
-                let flags = RequestFlags {
-                    if_available: bits & F_IF_AVAILABLE != 0,
-                    steal: bits & F_STEAL != 0,
-                };
+                let mode = if bits & F_SHARED != 0 { LockMode::Shared } else { LockMode::Exclusive };
+                let flags = RequestFlags { if_available: bits & F_IF_AVAILABLE != 0, steal: bits & F_STEAL != 0 };
                 let name = r.str()?;
-                r.end(ClientMsg::Request {
-                    id,
-                    name,
-                    mode,
-                    flags,
-                })
+                r.end(ClientMsg::Request { id, name, mode, flags })
             }
             T_RELEASE => {
                 let id = RequestId(r.u64()?);
@@ -250,6 +258,28 @@ impl ClientMsg {
                 let id = r.u32()?;
                 r.end(ClientMsg::Query { id })
             }
+            T_HELLO => {
+                let client = r.str()?;
+                let n = r.u32()? as usize;
+                // Each entry takes at least 7 words: never trust a count beyond the input.
+                if n > r.0.len() / 7 {
+                    return Err(DecodeError::Malformed);
+                }
+                let mut restore = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let id = RequestId(r.u64()?);
+                    let bits = r.word()?;
+                    let mode = match bits & !F_QUEUED {
+                        0 => LockMode::Exclusive,
+                        F_SHARED => LockMode::Shared,
+                        _ => return Err(DecodeError::Malformed),
+                    };
+                    let position = if bits & F_QUEUED != 0 { Some(r.u64()? as i64) } else { None };
+                    restore.push(Restored { id, name: r.str()?, mode, position });
+                }
+                r.end(ClientMsg::Hello { client, restore })
+            }
+            T_GOODBYE => r.end(ClientMsg::Goodbye),
             _ => Err(DecodeError::Tag),
         }
     }
@@ -261,6 +291,12 @@ impl ArbiterMsg {
             ArbiterMsg::Granted { id } => (T_GRANTED, id),
             ArbiterMsg::Unavailable { id } => (T_UNAVAILABLE, id),
             ArbiterMsg::Stolen { id } => (T_STOLEN, id),
+            ArbiterMsg::Queued { id, position } => {
+                let mut w = Writer::new(T_QUEUED);
+                w.u64(id.0);
+                w.u64(*position as u64);
+                return w.0;
+            }
             ArbiterMsg::Snapshot { id, held, pending } => {
                 let mut w = Writer::new(T_SNAPSHOT);
                 w.u32(*id);
@@ -289,6 +325,11 @@ impl ArbiterMsg {
                     _ => ArbiterMsg::Stolen { id },
                 })
             }
+            T_QUEUED => {
+                let id = RequestId(r.u64()?);
+                let position = r.u64()? as i64;
+                r.end(ArbiterMsg::Queued { id, position })
+            }
             T_SNAPSHOT => {
                 let id = r.u32()?;
                 let held = r.infos()?;
@@ -312,43 +353,38 @@ mod tests {
                 id: RequestId(u64::MAX),
                 name: vec![0xD800, 0, 0xFFFF],
                 mode: LockMode::Shared,
-                flags: RequestFlags {
-                    if_available: true,
-                    steal: false,
-                },
+                flags: RequestFlags { if_available: true, steal: false },
             },
             ClientMsg::Request {
                 id: RequestId(7),
                 name: vec![],
                 mode: LockMode::Exclusive,
-                flags: RequestFlags {
-                    if_available: false,
-                    steal: true,
-                },
+                flags: RequestFlags { if_available: false, steal: true },
             },
-            ClientMsg::Release {
-                id: RequestId(1 << 40),
-            },
+            ClientMsg::Release { id: RequestId(1 << 40) },
             ClientMsg::Query { id: 3 },
+            ClientMsg::Goodbye,
+            ClientMsg::Hello { client: vec![0x61, 0xDFFF], restore: vec![] },
+            ClientMsg::Hello {
+                client: vec![],
+                restore: vec![
+                    Restored { id: RequestId(1), name: vec![0xD800], mode: LockMode::Shared, position: None },
+                    Restored { id: RequestId(2), name: vec![], mode: LockMode::Exclusive, position: Some(-3) },
+                ],
+            },
         ]
     }
 
     fn sample_arbiter() -> Vec<ArbiterMsg> {
-        let info = |n: &[u16], m, c: &[u16]| WireLockInfo {
-            name: n.to_vec(),
-            mode: m,
-            client: c.to_vec(),
-        };
+        let info = |n: &[u16], m, c: &[u16]| WireLockInfo { name: n.to_vec(), mode: m, client: c.to_vec() };
         vec![
             ArbiterMsg::Granted { id: RequestId(1) },
+            ArbiterMsg::Queued { id: RequestId(4), position: i64::MIN },
             ArbiterMsg::Unavailable { id: RequestId(2) },
             ArbiterMsg::Stolen { id: RequestId(3) },
             ArbiterMsg::Snapshot {
                 id: 9,
-                held: vec![
-                    info(&[97], LockMode::Exclusive, &[49]),
-                    info(&[0xDC00], LockMode::Shared, &[]),
-                ],
+                held: vec![info(&[97], LockMode::Exclusive, &[49]), info(&[0xDC00], LockMode::Shared, &[])],
                 pending: vec![],
             },
         ]
@@ -367,16 +403,10 @@ mod tests {
     #[test]
     fn foreign_versions_and_truncations_are_errors() {
         assert_eq!(ClientMsg::decode(&[]), Err(DecodeError::Version));
-        assert_eq!(
-            ClientMsg::decode(&[VERSION + 1, T_QUERY, 0, 0]),
-            Err(DecodeError::Version)
-        );
+        assert_eq!(ClientMsg::decode(&[VERSION + 1, T_QUERY, 0, 0]), Err(DecodeError::Version));
         assert_eq!(ClientMsg::decode(&[VERSION, 99]), Err(DecodeError::Tag));
         // A client message is not an arbiter message and vice versa.
-        assert_eq!(
-            ArbiterMsg::decode(&ClientMsg::Query { id: 1 }.encode()),
-            Err(DecodeError::Tag)
-        );
+        assert_eq!(ArbiterMsg::decode(&ClientMsg::Query { id: 1 }.encode()), Err(DecodeError::Tag));
         for m in sample_client() {
             let w = m.encode();
             for cut in 0..w.len() {

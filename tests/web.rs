@@ -85,33 +85,14 @@ fn req3(name: &str, options: JsValue, callback: &JsValue) -> JsValue {
 #[wasm_bindgen_test]
 async fn r03_r04_argument_errors_are_rejected_type_errors() {
     setup();
-    let e = wait(bindings::request(
-        1,
-        s("a"),
-        JsValue::UNDEFINED,
-        JsValue::UNDEFINED,
-    ))
-    .await
-    .unwrap_err();
+    let e = wait(bindings::request(1, s("a"), JsValue::UNDEFINED, JsValue::UNDEFINED)).await.unwrap_err();
     assert_eq!(err_name(&e), "TypeError");
     let e = wait(req2("a", &s("not callable"))).await.unwrap_err();
     assert_eq!(err_name(&e), "TypeError");
     let log = recorder();
-    let e = wait(req3(
-        "a",
-        obj(r#"{"mode":"bogus"}"#),
-        &cb(&log, "x", &JsValue::NULL),
-    ))
-    .await
-    .unwrap_err();
+    let e = wait(req3("a", obj(r#"{"mode":"bogus"}"#), &cb(&log, "x", &JsValue::NULL))).await.unwrap_err();
     assert_eq!(err_name(&e), "TypeError", "R-05");
-    let e = wait(req3(
-        "a",
-        obj(r#"{"signal":{}}"#),
-        &cb(&log, "x", &JsValue::NULL),
-    ))
-    .await
-    .unwrap_err();
+    let e = wait(req3("a", obj(r#"{"signal":{}}"#), &cb(&log, "x", &JsValue::NULL))).await.unwrap_err();
     assert_eq!(err_name(&e), "TypeError", "R-06");
     assert_eq!(joined(&log), "", "no callback ran");
 }
@@ -121,34 +102,17 @@ async fn r12_to_r15_not_supported_in_spec_order() {
     setup();
     let log = recorder();
     let f = cb(&log, "x", &JsValue::NULL);
-    let e = wait(req3("-a", obj(r#"{"steal":true,"ifAvailable":true}"#), &f))
-        .await
-        .unwrap_err();
+    let e = wait(req3("-a", obj(r#"{"steal":true,"ifAvailable":true}"#), &f)).await.unwrap_err();
     assert_eq!(err_name(&e), "DOMException:NotSupportedError");
-    for opts in [
-        r#"{"steal":true,"ifAvailable":true}"#,
-        r#"{"steal":true,"mode":"shared"}"#,
-    ] {
+    for opts in [r#"{"steal":true,"ifAvailable":true}"#, r#"{"steal":true,"mode":"shared"}"#] {
         let e = wait(req3("b", obj(opts), &f)).await.unwrap_err();
         assert_eq!(err_name(&e), "DOMException:NotSupportedError", "{opts}");
     }
     let c = controller();
     abort_with(&c, &s("why"));
-    let e = wait(req3(
-        "b",
-        with_signal(obj(r#"{"ifAvailable":true}"#), &signal_of(&c)),
-        &f,
-    ))
-    .await
-    .unwrap_err();
-    assert_eq!(
-        err_name(&e),
-        "DOMException:NotSupportedError",
-        "R-15 before R-16"
-    );
-    let e = wait(req3("b", with_signal(obj("{}"), &signal_of(&c)), &f))
-        .await
-        .unwrap_err();
+    let e = wait(req3("b", with_signal(obj(r#"{"ifAvailable":true}"#), &signal_of(&c)), &f)).await.unwrap_err();
+    assert_eq!(err_name(&e), "DOMException:NotSupportedError", "R-15 before R-16");
+    let e = wait(req3("b", with_signal(obj("{}"), &signal_of(&c)), &f)).await.unwrap_err();
     assert!(same(&e, &s("why")), "R-16: the reason itself");
     assert_eq!(joined(&log), "");
 }
@@ -159,30 +123,17 @@ async fn r20_r22_r24_grants_fifo_shared_together_no_barging() {
     let log = recorder();
     let first = held(&log, "1");
     let p1 = req2("fifo", &first.get(0));
-    let p2 = req3(
-        "fifo",
-        obj(r#"{"mode":"shared"}"#),
-        &cb(&log, "2", &JsValue::NULL),
-    );
-    let p3 = req3(
-        "fifo",
-        obj(r#"{"mode":"shared"}"#),
-        &cb(&log, "3", &JsValue::NULL),
-    );
+    let p2 = req3("fifo", obj(r#"{"mode":"shared"}"#), &cb(&log, "2", &JsValue::NULL));
+    let p3 = req3("fifo", obj(r#"{"mode":"shared"}"#), &cb(&log, "3", &JsValue::NULL));
     let p4 = req2("fifo", &cb(&log, "4", &JsValue::NULL));
     JsFuture::from(later()).await.ok();
     assert_eq!(joined(&log), "1");
-    js_sys::Function::from(first.get(1))
-        .call0(&JsValue::NULL)
-        .ok();
+    js_sys::Function::from(first.get(1)).call0(&JsValue::NULL).ok();
     assert_eq!(wait(p1).await.ok(), Some(s("1")));
     for p in [p2, p3, p4] {
         wait(p).await.ok();
     }
-    assert_eq!(
-        joined(&log),
-        "1 2:fifo/shared 3:fifo/shared 4:fifo/exclusive"
-    );
+    assert_eq!(joined(&log), "1 2:fifo/shared 3:fifo/shared 4:fifo/exclusive");
 }
 
 #[wasm_bindgen_test]
@@ -192,9 +143,7 @@ async fn r07_r08_lock_name_is_the_exact_string() {
     // A Rust &str cannot hold a lone surrogate: build the name in JS.
     let lone = js_sys::eval(r#""\uD800x\u0000""#).unwrap();
     let f = js_sys::eval("(lock) => lock.name").unwrap();
-    let got = wait(bindings::request(2, lone, f, JsValue::UNDEFINED))
-        .await
-        .unwrap();
+    let got = wait(bindings::request(2, lone, f, JsValue::UNDEFINED)).await.unwrap();
     assert!(name_ok(&got));
     assert_eq!(joined(&log), "");
 }
@@ -203,20 +152,12 @@ async fn r07_r08_lock_name_is_the_exact_string() {
 async fn r32_r33_callback_result_and_thrown_values() {
     setup();
     let log = recorder();
-    assert_eq!(
-        wait(req2("r", &cb(&log, "a", &s("value")))).await.ok(),
-        Some(s("value"))
-    );
+    assert_eq!(wait(req2("r", &cb(&log, "a", &s("value")))).await.ok(), Some(s("value")));
     let boom = s("boom");
     let e = wait(req2("r", &thrower(&boom))).await.unwrap_err();
     assert!(same(&e, &boom));
     // The lock was released: an ifAvailable request gets it.
-    let got = wait(req3(
-        "r",
-        obj(r#"{"ifAvailable":true}"#),
-        &cb(&log, "b", &JsValue::NULL),
-    ))
-    .await;
+    let got = wait(req3("r", obj(r#"{"ifAvailable":true}"#), &cb(&log, "b", &JsValue::NULL))).await;
     assert!(got.is_ok());
     assert_eq!(joined(&log), "a:r/exclusive b:r/exclusive");
 }
@@ -228,20 +169,8 @@ async fn r41_r50_if_available_null_and_steal_rejects_victim() {
     let h = held(&log, "holder");
     let victim = req2("st", &h.get(0));
     JsFuture::from(later()).await.ok();
-    wait(req3(
-        "st",
-        obj(r#"{"ifAvailable":true}"#),
-        &cb(&log, "try", &JsValue::NULL),
-    ))
-    .await
-    .ok();
-    wait(req3(
-        "st",
-        obj(r#"{"steal":true}"#),
-        &cb(&log, "thief", &JsValue::NULL),
-    ))
-    .await
-    .ok();
+    wait(req3("st", obj(r#"{"ifAvailable":true}"#), &cb(&log, "try", &JsValue::NULL))).await.ok();
+    wait(req3("st", obj(r#"{"steal":true}"#), &cb(&log, "thief", &JsValue::NULL))).await.ok();
     let e = wait(victim).await.unwrap_err();
     assert_eq!(err_name(&e), "DOMException:AbortError");
     assert_eq!(joined(&log), "holder try:null thief:st/exclusive");
@@ -255,17 +184,9 @@ async fn r60_abort_while_queued_rejects_with_reason_and_reprocesses() {
     let h = held(&log, "holder");
     let p1 = req2("ab", &h.get(0));
     let c = controller();
-    let p2 = req3(
-        "ab",
-        with_signal(obj("{}"), &signal_of(&c)),
-        &cb(&log, "aborted", &JsValue::NULL),
-    );
+    let p2 = req3("ab", with_signal(obj("{}"), &signal_of(&c)), &cb(&log, "aborted", &JsValue::NULL));
     let snap = wait(bindings::query()).await.unwrap();
-    assert!(
-        snapshot_text(&snap).contains(r#""pending":[["ab","exclusive"]]"#),
-        "{}",
-        snapshot_text(&snap)
-    );
+    assert!(snapshot_text(&snap).contains(r#""pending":[["ab","exclusive"]]"#), "{}", snapshot_text(&snap));
     let reason = s("stop");
     abort_with(&c, &reason);
     assert!(same(&wait(p2).await.unwrap_err(), &reason));
@@ -281,20 +202,11 @@ async fn r61_abort_right_after_request_skips_the_callback() {
     setup();
     let log = recorder();
     let c = controller();
-    let p = req3(
-        "ab2",
-        with_signal(obj("{}"), &signal_of(&c)),
-        &cb(&log, "never", &JsValue::NULL),
-    );
+    let p = req3("ab2", with_signal(obj("{}"), &signal_of(&c)), &cb(&log, "never", &JsValue::NULL));
     abort_with(&c, &s("now"));
     assert!(wait(p).await.is_err());
     // The grant was given back: the lock is free again.
-    let ok = wait(req3(
-        "ab2",
-        obj(r#"{"ifAvailable":true}"#),
-        &cb(&log, "free", &JsValue::NULL),
-    ))
-    .await;
+    let ok = wait(req3("ab2", obj(r#"{"ifAvailable":true}"#), &cb(&log, "free", &JsValue::NULL))).await;
     assert!(ok.is_ok());
     assert_eq!(joined(&log), "free:ab2/exclusive");
 }

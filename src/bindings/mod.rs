@@ -26,7 +26,10 @@ use wasm_bindgen::prelude::*;
 
 use crate::arbiter::Arbiter;
 use crate::engine::{ClientId, LockMode, RequestFlags, RequestId};
-use crate::protocol::{ArbiterMsg, ClientMsg, WireLockInfo};
+use crate::protocol::{ArbiterMsg, ClientMsg, Restored, WireLockInfo};
+
+mod host;
+pub use host::ArbiterHost;
 
 #[wasm_bindgen]
 extern "C" {
@@ -91,6 +94,12 @@ extern "C" {
     /// Hands the host the three entry points it calls back.
     #[wasm_bindgen(method)]
     fn wire(this: &Host, task: JsValue, done: JsValue, abort: JsValue);
+    /// `true`: the arbiter runs in this context (no cross-context coordination).
+    #[wasm_bindgen(method)]
+    fn local(this: &Host) -> bool;
+    /// Sends an encoded [`ClientMsg`] to the current arbiter (copying `words`).
+    #[wasm_bindgen(method)]
+    fn post(this: &Host, words: &[u16]);
 }
 
 /// `Lock.mode` as the host's `invoke` receives it: 0 = none (callback(null)).
@@ -115,7 +124,12 @@ enum Phase {
 struct Request {
     /// The name exactly as converted: `Lock.name` returns this very string.
     name: JsValue,
+    /// The same name as UTF-16 code units, to re-send it to a new arbiter.
+    units: Vec<u16>,
     mode: LockMode,
+    flags: RequestFlags,
+    /// The queue position the arbiter acknowledged (restored after an arbiter restart).
+    position: Option<i64>,
     callback: JsValue,
     deferred: JsValue,
     /// The signal and the token of our abort listener, until the callback is invoked.
@@ -123,10 +137,18 @@ struct Request {
     phase: Phase,
 }
 
+/// Where the arbiter is.
+enum Transport {
+    /// In this context: no other context shares the lock space.
+    Local(Box<Arbiter>, ClientId),
+    /// Elsewhere, reached through `host.post`; `epoch` identifies the arbiter instance
+    /// this client registered with (0: none yet, requests wait for one).
+    Remote { epoch: u32 },
+}
+
 struct Client {
     host: Host,
-    arbiter: Arbiter,
-    me: ClientId,
+    transport: Transport,
     client_id: JsValue,
     next_request: u64,
     next_query: u32,
@@ -151,17 +173,22 @@ pub fn init(host: Host) {
     }
     host.wire(
         Closure::<dyn FnMut(f64)>::new(|id: f64| run_task(id as u64)).into_js_value(),
-        Closure::<dyn FnMut(f64, bool, JsValue)>::new(|id: f64, ok, v| done(id as u64, ok, v))
-            .into_js_value(),
+        Closure::<dyn FnMut(f64, bool, JsValue)>::new(|id: f64, ok, v| done(id as u64, ok, v)).into_js_value(),
         Closure::<dyn FnMut(f64)>::new(|id: f64| abort(id as u64)).into_js_value(),
     );
     let client_id = host.client_id();
-    let mut arbiter = Arbiter::new();
-    let me = arbiter.connect(&host.units(&client_id));
+    let transport = if host.local() {
+        let mut arbiter = Box::new(Arbiter::new());
+        let me = arbiter.connect();
+        let mut ignored = Vec::new();
+        arbiter.handle(me, ClientMsg::Hello { client: host.units(&client_id), restore: vec![] }, &mut ignored);
+        Transport::Local(arbiter, me)
+    } else {
+        Transport::Remote { epoch: 0 }
+    };
     let client = Client {
         host,
-        arbiter,
-        me,
+        transport,
         client_id,
         next_request: 1,
         next_query: 1,
@@ -170,6 +197,33 @@ pub fn init(host: Host) {
         inbox: Vec::new(),
     };
     CLIENT.with(|c| *c.borrow_mut() = Some(client));
+}
+
+/// A (new) arbiter of this `epoch` is reachable through `host.post`: register with it,
+/// re-registering what this context holds and waits for, in its original queue order,
+/// then (re)send what the previous arbiter never acknowledged.
+#[wasm_bindgen(js_name = clientSwitch)]
+pub fn client_switch(epoch: u32) {
+    with(|c| c.switch(epoch));
+}
+
+/// A message from the arbiter of `epoch`; messages of any other epoch are stale and
+/// dropped, as are undecodable ones.
+#[wasm_bindgen(js_name = clientReceive)]
+pub fn client_receive(epoch: u32, words: &[u16]) {
+    with(|c| {
+        if matches!(c.transport, Transport::Remote { epoch: e } if e == epoch && e != 0) {
+            if let Ok(msg) = ArbiterMsg::decode(words) {
+                c.receive(msg);
+            }
+        }
+    });
+}
+
+/// The encoded goodbye a context sends when it unloads.
+#[wasm_bindgen(js_name = goodbyeWords)]
+pub fn goodbye_words() -> Vec<u16> {
+    ClientMsg::Goodbye.encode()
 }
 
 /// This context's `clientId`, as `query()` reports it.
@@ -189,29 +243,14 @@ struct Args {
 /// Web IDL overload resolution and conversion (step 0): `TypeError`s, and whatever a
 /// user's `toString` or getter throws, in argument order and then in the dictionary's
 /// member order (ifAvailable, mode, signal, steal).
-fn convert(
-    host: &Host,
-    argc: u32,
-    a0: &JsValue,
-    a1: &JsValue,
-    a2: &JsValue,
-) -> Result<Args, JsValue> {
+fn convert(host: &Host, argc: u32, a0: &JsValue, a1: &JsValue, a2: &JsValue) -> Result<Args, JsValue> {
     if argc < 2 {
         return Err(host.type_error("2 arguments required"));
     }
     let name = host.to_dom_string(a0)?;
-    let (options, callback) = if argc == 2 {
-        (&JsValue::UNDEFINED, a1)
-    } else {
-        (a1, a2)
-    };
-    let mut args = Args {
-        name,
-        mode: LockMode::Exclusive,
-        flags: RequestFlags::default(),
-        signal: None,
-        callback: JsValue::NULL,
-    };
+    let (options, callback) = if argc == 2 { (&JsValue::UNDEFINED, a1) } else { (a1, a2) };
+    let mut args =
+        Args { name, mode: LockMode::Exclusive, flags: RequestFlags::default(), signal: None, callback: JsValue::NULL };
     if !options.is_undefined() && !options.is_null() {
         if !host.is_object(options) {
             return Err(host.type_error("options is not an object"));
@@ -244,13 +283,10 @@ fn convert(
 /// Spec request() steps 3–4 (also query()'s): `InvalidStateError`, `SecurityError`.
 fn check_context(host: &Host) -> Result<(), JsValue> {
     if !host.active() {
-        return Err(host.domex("The document is not fully active.", "InvalidStateError"));
+        return Err(host.domex("The document is not active.", "InvalidStateError"));
     }
     if host.opaque() {
-        return Err(host.domex(
-            "Access to the Locks API is denied in this context.",
-            "SecurityError",
-        ));
+        return Err(host.domex("Access to the Locks API is denied in this context.", "SecurityError"));
     }
     Ok(())
 }
@@ -260,7 +296,7 @@ fn validate(host: &Host, args: &Args, units: &[u16]) -> Result<(), JsValue> {
     check_context(host)?;
     let not_supported = |msg| Err(host.domex(msg, "NotSupportedError"));
     if units.first() == Some(&0x2D) {
-        return not_supported("Names starting with '-' are reserved.");
+        return not_supported("Names cannot start with '-'.");
     }
     if args.flags.steal && args.flags.if_available {
         return not_supported("The 'steal' and 'ifAvailable' options cannot be used together.");
@@ -269,10 +305,11 @@ fn validate(host: &Host, args: &Args, units: &[u16]) -> Result<(), JsValue> {
         return not_supported("The 'steal' option may only be used with 'exclusive' locks.");
     }
     if let Some(signal) = &args.signal {
-        if args.flags.steal || args.flags.if_available {
-            return not_supported(
-                "The 'signal' and 'steal' or 'ifAvailable' options cannot be used together.",
-            );
+        if args.flags.steal {
+            return not_supported("The 'signal' and 'steal' options cannot be used together.");
+        }
+        if args.flags.if_available {
+            return not_supported("The 'signal' and 'ifAvailable' options cannot be used together.");
         }
         if host.aborted(signal) {
             return Err(host.reason(signal));
@@ -329,40 +366,85 @@ impl Client {
             let token = self.host.listen(&s, id as f64);
             (s, token)
         });
+        let msg = ClientMsg::Request { id: RequestId(id), name: units.clone(), mode: args.mode, flags: args.flags };
         self.requests.insert(
             id,
             Request {
                 name: args.name,
+                units,
                 mode: args.mode,
+                flags: args.flags,
+                position: None,
                 callback: args.callback,
                 deferred: deferred.clone(),
                 signal,
                 phase: Phase::Queued,
             },
         );
-        self.send(ClientMsg::Request {
-            id: RequestId(id),
-            name: units,
-            mode: args.mode,
-            flags: args.flags,
-        });
+        self.send(msg);
         self.host.promise_of(&deferred)
     }
 
-    /// Delivers a message to the arbiter and handles whatever comes back for us.
+    /// Delivers a message to the arbiter; a local one answers at once. With no arbiter
+    /// yet, nothing is sent: [`Client::switch`] sends the state when one appears.
     fn send(&mut self, msg: ClientMsg) {
-        let mut inbox = std::mem::take(&mut self.inbox);
-        self.arbiter.handle(self.me, msg, &mut inbox);
-        for (to, msg) in inbox.drain(..) {
-            if to == self.me {
-                self.receive(msg);
+        match &mut self.transport {
+            Transport::Local(arbiter, me) => {
+                let me = *me;
+                let mut inbox = std::mem::take(&mut self.inbox);
+                arbiter.handle(me, msg, &mut inbox);
+                for (to, msg) in inbox.drain(..) {
+                    if to == me {
+                        self.receive(msg);
+                    }
+                }
+                self.inbox = inbox;
             }
+            Transport::Remote { epoch: 0 } => {}
+            Transport::Remote { .. } => self.host.post(&msg.encode()),
         }
-        self.inbox = inbox;
+    }
+
+    fn switch(&mut self, epoch: u32) {
+        let Transport::Remote { epoch: current } = &mut self.transport else { return };
+        *current = epoch;
+        let mut restore = Vec::new();
+        let mut resend = Vec::new();
+        for (id, r) in &self.requests {
+            let position = match (r.phase, r.position) {
+                (Phase::Granted | Phase::Running { held: true }, _) => None,
+                (Phase::Queued, Some(p)) => Some(p),
+                (Phase::Queued, None) => {
+                    resend.push(ClientMsg::Request {
+                        id: RequestId(*id),
+                        name: r.units.clone(),
+                        mode: r.mode,
+                        flags: r.flags,
+                    });
+                    continue;
+                }
+                _ => continue,
+            };
+            restore.push(Restored { id: RequestId(*id), name: r.units.clone(), mode: r.mode, position });
+        }
+        let client = self.host.units(&self.client_id);
+        self.send(ClientMsg::Hello { client, restore });
+        for msg in resend {
+            self.send(msg);
+        }
+        let queries: Vec<u32> = self.queries.keys().copied().collect();
+        for id in queries {
+            self.send(ClientMsg::Query { id });
+        }
     }
 
     fn receive(&mut self, msg: ArbiterMsg) {
         match msg {
+            ArbiterMsg::Queued { id, position } => {
+                if let Some(r) = self.requests.get_mut(&id.0) {
+                    r.position = Some(position);
+                }
+            }
             ArbiterMsg::Granted { id } => match self.requests.get_mut(&id.0) {
                 Some(r) if r.phase == Phase::Queued => {
                     r.phase = Phase::Granted;
@@ -380,10 +462,7 @@ impl Client {
             ArbiterMsg::Stolen { id } => {
                 if let Some(r) = self.requests.get_mut(&id.0) {
                     r.phase = Phase::Broken;
-                    let e = self.host.domex(
-                        "Lock broken by another request with the 'steal' option.",
-                        "AbortError",
-                    );
+                    let e = self.host.domex("Lock broken by another request with the 'steal' option.", "AbortError");
                     self.host.settle(&r.deferred, false, &e);
                 }
             }
@@ -439,12 +518,7 @@ fn run_task(id: u64) {
         if let Some((signal, token)) = r.signal.take() {
             c.host.unlisten(&signal, &token);
         }
-        Some((
-            c.host.clone().unchecked_into::<Host>(),
-            r.callback.clone(),
-            r.name.clone(),
-            mode,
-        ))
+        Some((c.host.clone().unchecked_into::<Host>(), r.callback.clone(), r.name.clone(), mode))
     })
     .flatten();
     // User code runs with no borrow held: it may call request() again.

@@ -19,12 +19,7 @@
 //! the k requests it grants or evicts. `snapshot()` is proportional to its output, since
 //! empty per-name state is dropped.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -80,6 +75,9 @@ pub enum Effect {
     Unavailable(RequestKey),
     /// The held lock was stolen: reject its `request()` promise with an `AbortError`.
     Stolen(RequestKey),
+    /// The request waits in its name's queue at this position. A client keeps it so that
+    /// a new arbiter can rebuild every queue in its original order ([`Engine::restore_queued`]).
+    Queued(RequestKey, i64),
 }
 
 /// Why the engine refused an operation. The bindings validate first, so these only
@@ -178,24 +176,12 @@ impl Engine {
 
     /// Whether `key` is currently held.
     pub fn is_held(&self, key: RequestKey) -> bool {
-        matches!(
-            self.entries.get(&key),
-            Some(Entry {
-                place: Place::Held(_),
-                ..
-            })
-        )
+        matches!(self.entries.get(&key), Some(Entry { place: Place::Held(_), .. }))
     }
 
     /// Whether `key` is currently waiting in a queue.
     pub fn is_queued(&self, key: RequestKey) -> bool {
-        matches!(
-            self.entries.get(&key),
-            Some(Entry {
-                place: Place::Queued(_),
-                ..
-            })
-        )
+        matches!(self.entries.get(&key), Some(Entry { place: Place::Queued(_), .. }))
     }
 
     /// Spec: <https://w3c.github.io/web-locks/#request-a-lock> (the steps run on the lock
@@ -239,16 +225,61 @@ impl Engine {
             position
         };
         state.queue.insert(position, key);
-        self.entries.insert(
-            key,
-            Entry {
-                name: name.clone(),
-                mode,
-                place: Place::Queued(position),
-            },
-        );
+        self.entries.insert(key, Entry { name: name.clone(), mode, place: Place::Queued(position) });
         self.process_the_lock_request_queue(&name, out);
+        if self.is_queued(key) {
+            out.push(Effect::Queued(key, position));
+        }
         Ok(())
+    }
+
+    /// Re-registers a lock that a client already holds (after an arbiter restart). Grants
+    /// nothing. Conflicting claims are kept as they are: they can only come from a steal
+    /// whose victim never heard of it, and the spec lets a victim's callback run on.
+    pub fn restore_held(&mut self, key: RequestKey, name: ResourceName, mode: LockMode) -> Result<(), EngineError> {
+        if self.entries.contains_key(&key) {
+            return Err(EngineError::DuplicateRequest);
+        }
+        let state = self.names.entry(name.clone()).or_default();
+        self.grants = self.grants.wrapping_add(1);
+        state.held.insert(self.grants, (key, mode));
+        if mode == LockMode::Exclusive {
+            state.exclusive_held += 1;
+        }
+        self.entries.insert(key, Entry { name, mode, place: Place::Held(self.grants) });
+        Ok(())
+    }
+
+    /// Re-registers a waiting request at the queue position a previous arbiter gave it
+    /// ([`Effect::Queued`]), so that FIFO order survives a restart. Grants nothing: call
+    /// [`Engine::process_all`] once every client has re-registered.
+    pub fn restore_queued(
+        &mut self,
+        key: RequestKey,
+        name: ResourceName,
+        mode: LockMode,
+        position: i64,
+    ) -> Result<(), EngineError> {
+        if self.entries.contains_key(&key) {
+            return Err(EngineError::DuplicateRequest);
+        }
+        let state = self.names.entry(name.clone()).or_default();
+        if state.queue.contains_key(&position) {
+            return Err(EngineError::DuplicateRequest);
+        }
+        state.queue.insert(position, key);
+        state.head = state.head.min(position);
+        state.tail = state.tail.max(position.wrapping_add(1));
+        self.entries.insert(key, Entry { name, mode, place: Place::Queued(position) });
+        Ok(())
+    }
+
+    /// Grants whatever is grantable, name by name (after a restore).
+    pub fn process_all(&mut self, out: &mut Vec<Effect>) {
+        let names: Vec<ResourceName> = self.names.keys().cloned().collect();
+        for name in names {
+            self.process_the_lock_request_queue(&name, out);
+        }
     }
 
     /// Releases a held lock or withdraws a queued request, then reprocesses its queue.
@@ -273,13 +304,7 @@ impl Engine {
     ///
     /// Spec: <https://w3c.github.io/web-locks/#terminate-remaining-locks-and-requests>
     pub fn terminate(&mut self, client: ClientId, out: &mut Vec<Effect>) {
-        let range = RequestKey {
-            client,
-            request: RequestId(0),
-        }..=RequestKey {
-            client,
-            request: RequestId(u64::MAX),
-        };
+        let range = RequestKey { client, request: RequestId(0) }..=RequestKey { client, request: RequestId(u64::MAX) };
         let keys: Vec<RequestKey> = self.entries.range(range).map(|(k, _)| *k).collect();
         let mut touched: Vec<ResourceName> = Vec::new();
         for key in keys {
@@ -370,10 +395,5 @@ impl Engine {
 }
 
 fn info(name: &ResourceName, mode: LockMode, key: RequestKey) -> LockInfo {
-    LockInfo {
-        name: name.clone(),
-        mode,
-        client: key.client,
-        request: key.request,
-    }
+    LockInfo { name: name.clone(), mode, client: key.client, request: key.request }
 }

@@ -105,20 +105,11 @@ impl Model {
     }
 
     fn knows(&self, key: RequestKey) -> bool {
-        self.held.iter().any(|l| l.key == key)
-            || self
-                .queues
-                .iter()
-                .any(|(_, q)| q.iter().any(|r| r.key == key))
+        self.held.iter().any(|l| l.key == key) || self.queues.iter().any(|(_, q)| q.iter().any(|r| r.key == key))
     }
 
     /// §4.1, on the lock task queue.
-    fn request(
-        &mut self,
-        req: Req,
-        flags: RequestFlags,
-        out: &mut Vec<Effect>,
-    ) -> Result<(), EngineError> {
+    fn request(&mut self, req: Req, flags: RequestFlags, out: &mut Vec<Effect>) -> Result<(), EngineError> {
         if flags.steal && (flags.if_available || req.mode == SH) {
             return Err(EngineError::InvalidFlags);
         }
@@ -181,23 +172,15 @@ impl Model {
     /// request of the client, then "release the lock" for each of its locks. Step 1 can
     /// transiently grant one of the dying client's own requests (released again in step 2).
     fn terminate_literally(&mut self, client: ClientId, out: &mut Vec<Effect>) {
-        let requests: Vec<RequestKey> = self
-            .queues
-            .iter()
-            .flat_map(|(_, q)| q.iter().filter(|r| r.key.client == client).map(|r| r.key))
-            .collect();
+        let requests: Vec<RequestKey> =
+            self.queues.iter().flat_map(|(_, q)| q.iter().filter(|r| r.key.client == client).map(|r| r.key)).collect();
         for key in requests {
             // A no-op when the request is no longer queued (granted by an earlier abort).
             if !self.held.iter().any(|l| l.key == key) {
                 self.release(key, out);
             }
         }
-        let locks: Vec<RequestKey> = self
-            .held
-            .iter()
-            .filter(|l| l.key.client == client)
-            .map(|l| l.key)
-            .collect();
+        let locks: Vec<RequestKey> = self.held.iter().filter(|l| l.key.client == client).map(|l| l.key).collect();
         for key in locks {
             self.release(key, out);
         }
@@ -221,25 +204,16 @@ struct Norm {
 }
 
 fn key_of(i: &LockInfo) -> RequestKey {
-    RequestKey {
-        client: i.client,
-        request: i.request,
-    }
+    RequestKey { client: i.client, request: i.request }
 }
 
 fn norm_engine(s: &Snapshot) -> Norm {
     let mut n = Norm::default();
     for i in &s.held {
-        n.held
-            .entry(i.name.to_vec())
-            .or_default()
-            .insert((key_of(i), i.mode));
+        n.held.entry(i.name.to_vec()).or_default().insert((key_of(i), i.mode));
     }
     for i in &s.pending {
-        n.pending
-            .entry(i.name.to_vec())
-            .or_default()
-            .push((key_of(i), i.mode));
+        n.pending.entry(i.name.to_vec()).or_default().push((key_of(i), i.mode));
     }
     n
 }
@@ -247,15 +221,11 @@ fn norm_engine(s: &Snapshot) -> Norm {
 fn norm_model(m: &Model) -> Norm {
     let mut n = Norm::default();
     for l in &m.held {
-        n.held
-            .entry(l.name.clone())
-            .or_default()
-            .insert((l.key, l.mode));
+        n.held.entry(l.name.clone()).or_default().insert((l.key, l.mode));
     }
     for (name, q) in &m.queues {
         if !q.is_empty() {
-            n.pending
-                .insert(name.clone(), q.iter().map(|r| (r.key, r.mode)).collect());
+            n.pending.insert(name.clone(), q.iter().map(|r| (r.key, r.mode)).collect());
         }
     }
     n
@@ -263,7 +233,7 @@ fn norm_model(m: &Model) -> Norm {
 
 fn effect_key(e: &Effect) -> RequestKey {
     match *e {
-        Effect::Granted(k) | Effect::Unavailable(k) | Effect::Stolen(k) => k,
+        Effect::Granted(k) | Effect::Unavailable(k) | Effect::Stolen(k) | Effect::Queued(k, _) => k,
     }
 }
 
@@ -303,6 +273,12 @@ enum Op {
     Terminate {
         client: usize,
     },
+    /// Replace the engine with one rebuilt from its held locks and its queued requests at
+    /// their acknowledged positions, restored in a shuffled order, then one pass over every
+    /// queue: what a new arbiter does with the clients' reports.
+    Restore {
+        shuffle: u64,
+    },
 }
 
 /// Weights of the operations (0 disables one) and percentages of request flavours.
@@ -314,6 +290,7 @@ struct Mix {
     release: u32,
     release_unknown: u32,
     terminate: u32,
+    restore: u32,
     /// Percent of requests that are shared (among those that may be).
     shared: u32,
     /// Percent of requests with ifAvailable.
@@ -329,30 +306,19 @@ const BASE: Mix = Mix {
     release: 7,
     release_unknown: 0,
     terminate: 0,
+    restore: 0,
     shared: 50,
     if_available: 0,
     steal: 0,
 };
 
 fn op(mix: Mix, clients: usize, names: usize) -> impl Strategy<Value = Op> {
-    let request = (0..clients, 0..names, 0..100u32, 0..100u32).prop_map(
-        move |(client, name, flavour, shared)| {
-            let steal = flavour < mix.steal;
-            let if_available = !steal && flavour < mix.steal + mix.if_available;
-            let mode = if !steal && shared < mix.shared {
-                SH
-            } else {
-                EX
-            };
-            Op::Request {
-                client,
-                name,
-                mode,
-                if_available,
-                steal,
-            }
-        },
-    );
+    let request = (0..clients, 0..names, 0..100u32, 0..100u32).prop_map(move |(client, name, flavour, shared)| {
+        let steal = flavour < mix.steal;
+        let if_available = !steal && flavour < mix.steal + mix.if_available;
+        let mode = if !steal && shared < mix.shared { SH } else { EX };
+        Op::Request { client, name, mode, if_available, steal }
+    });
     let mode = prop_oneof![Just(EX), Just(SH)];
     let options: Vec<(u32, BoxedStrategy<Op>)> = vec![
         (mix.request, request.boxed()),
@@ -365,32 +331,18 @@ fn op(mix: Mix, clients: usize, names: usize) -> impl Strategy<Value = Op> {
         (
             mix.invalid,
             (0..clients, 0..names, any::<bool>())
-                .prop_map(|(client, name, shared)| Op::Invalid {
-                    client,
-                    name,
-                    shared,
-                })
+                .prop_map(|(client, name, shared)| Op::Invalid { client, name, shared })
                 .boxed(),
         ),
         (mix.release, any::<Index>().prop_map(Op::Release).boxed()),
         (
             mix.release_unknown,
-            (
-                0..clients + 1,
-                prop_oneof![Just(u64::MAX - 1), 1_000_000..1_000_010u64],
-            )
-                .prop_map(|(c, request)| Op::ReleaseUnknown {
-                    client: CLIENTS.get(c).copied().unwrap_or(3),
-                    request,
-                })
+            (0..clients + 1, prop_oneof![Just(u64::MAX - 1), 1_000_000..1_000_010u64])
+                .prop_map(|(c, request)| Op::ReleaseUnknown { client: CLIENTS.get(c).copied().unwrap_or(3), request })
                 .boxed(),
         ),
-        (
-            mix.terminate,
-            (0..clients)
-                .prop_map(|client| Op::Terminate { client })
-                .boxed(),
-        ),
+        (mix.terminate, (0..clients).prop_map(|client| Op::Terminate { client }).boxed()),
+        (mix.restore, any::<u64>().prop_map(|shuffle| Op::Restore { shuffle }).boxed()),
     ];
     Union::new_weighted(options.into_iter().filter(|(w, _)| *w > 0).collect())
 }
@@ -398,11 +350,7 @@ fn op(mix: Mix, clients: usize, names: usize) -> impl Strategy<Value = Op> {
 /// A case: how many clients and names, and the operations.
 fn case(mix: Mix) -> impl Strategy<Value = (usize, usize, Vec<Op>)> {
     (1..=4usize, 1..=3usize).prop_flat_map(move |(clients, names)| {
-        (
-            Just(clients),
-            Just(names),
-            proptest::collection::vec(op(mix, clients, names), 1..60),
-        )
+        (Just(clients), Just(names), proptest::collection::vec(op(mix, clients, names), 1..60))
     })
 }
 
@@ -448,17 +396,9 @@ enum TerminateAs {
 /// What an operation did, for the queue-discipline check.
 enum Did {
     Nothing,
-    Request {
-        key: RequestKey,
-        name: Name,
-        steal: bool,
-    },
-    Release {
-        key: RequestKey,
-    },
-    Terminate {
-        client: ClientId,
-    },
+    Request { key: RequestKey, name: Name, steal: bool },
+    Release { key: RequestKey },
+    Terminate { client: ClientId },
 }
 
 struct Harness {
@@ -477,6 +417,8 @@ struct Harness {
     entered: BTreeMap<Name, Vec<RequestKey>>,
     /// The engine's snapshot after the last operation.
     last: Norm,
+    /// The position each request was acknowledged at ([`Effect::Queued`]).
+    positions: BTreeMap<RequestKey, i64>,
 }
 
 impl Harness {
@@ -492,6 +434,7 @@ impl Harness {
             life: BTreeMap::new(),
             entered: BTreeMap::new(),
             last: Norm::default(),
+            positions: BTreeMap::new(),
         }
     }
 
@@ -502,10 +445,7 @@ impl Harness {
     fn fresh(&mut self, client: usize) -> RequestKey {
         let n = self.issued_per_client[client];
         self.issued_per_client[client] += 1;
-        RequestKey {
-            client: self.client(client),
-            request: request_id(n),
-        }
+        RequestKey { client: self.client(client), request: request_id(n) }
     }
 
     fn name_of(&self, key: RequestKey) -> Option<&Name> {
@@ -516,14 +456,18 @@ impl Harness {
         let mut map: BTreeMap<Name, Vec<Effect>> = BTreeMap::new();
         for e in effects {
             let name = self.name_of(effect_key(e));
-            prop_assert!(
-                name.is_some(),
-                "effect {:?} names a request never issued",
-                e
-            );
-            map.entry(name.cloned().unwrap_or_default())
-                .or_default()
-                .push(*e);
+            prop_assert!(name.is_some(), "effect {:?} names a request never issued", e);
+            map.entry(name.cloned().unwrap_or_default()).or_default().push(*e);
+        }
+        // The victims of one steal come in the order of the held set, which has no
+        // promised order and is not kept across a restore: compare them as a set.
+        for effects in map.values_mut() {
+            let mut start = 0;
+            while start < effects.len() {
+                let end = start + effects[start..].iter().take_while(|e| matches!(e, Effect::Stolen(_))).count();
+                effects[start..end].sort_by_key(effect_key);
+                start = end.max(start + 1);
+            }
         }
         Ok(map)
     }
@@ -535,27 +479,14 @@ impl Harness {
         for c in 0..self.clients {
             self.step(&Op::Terminate { client: c })?;
         }
-        prop_assert!(
-            self.engine.is_empty(),
-            "engine not empty after terminating everyone: {:?}",
-            self.engine
-        );
+        prop_assert!(self.engine.is_empty(), "engine not empty after terminating everyone: {:?}", self.engine);
         prop_assert_eq!(self.engine.snapshot(), Snapshot::default());
         prop_assert!(self.model.is_empty());
         for (key, life) in &self.life {
-            prop_assert!(
-                !matches!(life, Life::Queued | Life::Held),
-                "{:?} never settled: {:?}",
-                key,
-                life
-            );
+            prop_assert!(!matches!(life, Life::Queued | Life::Held), "{:?} never settled: {:?}", key, life);
         }
         for key in &self.issued {
-            prop_assert!(
-                self.life.contains_key(key),
-                "{:?} has no recorded outcome",
-                key
-            );
+            prop_assert!(self.life.contains_key(key), "{:?} has no recorded outcome", key);
         }
         Ok(())
     }
@@ -565,31 +496,12 @@ impl Harness {
         let mut got = Vec::new();
         let mut want = Vec::new();
         let did = match *op {
-            Op::Request {
-                client,
-                name,
-                mode,
-                if_available,
-                steal,
-            } => {
+            Op::Request { client, name, mode, if_available, steal } => {
                 let key = self.fresh(client);
                 let name = NAMES[name].to_vec();
-                let flags = RequestFlags {
-                    if_available,
-                    steal,
-                };
-                let e = self
-                    .engine
-                    .request(key, name.as_slice().into(), mode, flags, &mut got);
-                let m = self.model.request(
-                    Req {
-                        key,
-                        name: name.clone(),
-                        mode,
-                    },
-                    flags,
-                    &mut want,
-                );
+                let flags = RequestFlags { if_available, steal };
+                let e = self.engine.request(key, name.as_slice().into(), mode, flags, &mut got);
+                let m = self.model.request(Req { key, name: name.clone(), mode }, flags, &mut want);
                 prop_assert_eq!(e, Ok(()));
                 prop_assert_eq!(m, Ok(()));
                 self.issued.push(key);
@@ -597,62 +509,30 @@ impl Harness {
                 Did::Request { key, name, steal }
             }
             Op::Duplicate { which, name, mode } => {
-                let live: Vec<RequestKey> = self
-                    .life
-                    .iter()
-                    .filter(|(_, l)| matches!(l, Life::Queued | Life::Held))
-                    .map(|(k, _)| *k)
-                    .collect();
+                let live: Vec<RequestKey> =
+                    self.life.iter().filter(|(_, l)| matches!(l, Life::Queued | Life::Held)).map(|(k, _)| *k).collect();
                 if live.is_empty() {
                     self.last = pre;
                     return Ok(());
                 }
                 let key = *which.get(&live);
                 let name = NAMES[name].to_vec();
-                let e = self.engine.request(
-                    key,
-                    name.as_slice().into(),
-                    mode,
-                    RequestFlags::default(),
-                    &mut got,
-                );
-                let m =
-                    self.model
-                        .request(Req { key, name, mode }, RequestFlags::default(), &mut want);
+                let e = self.engine.request(key, name.as_slice().into(), mode, RequestFlags::default(), &mut got);
+                let m = self.model.request(Req { key, name, mode }, RequestFlags::default(), &mut want);
                 prop_assert_eq!(e, Err(EngineError::DuplicateRequest));
                 prop_assert_eq!(m, Err(EngineError::DuplicateRequest));
                 Did::Nothing
             }
-            Op::Invalid {
-                client,
-                name,
-                shared,
-            } => {
+            Op::Invalid { client, name, shared } => {
                 let key = self.fresh(client);
                 let name = NAMES[name].to_vec();
                 let (mode, flags) = if shared {
-                    (
-                        SH,
-                        RequestFlags {
-                            if_available: false,
-                            steal: true,
-                        },
-                    )
+                    (SH, RequestFlags { if_available: false, steal: true })
                 } else {
-                    (
-                        EX,
-                        RequestFlags {
-                            if_available: true,
-                            steal: true,
-                        },
-                    )
+                    (EX, RequestFlags { if_available: true, steal: true })
                 };
-                let e = self
-                    .engine
-                    .request(key, name.as_slice().into(), mode, flags, &mut got);
-                let m = self
-                    .model
-                    .request(Req { key, name, mode }, flags, &mut want);
+                let e = self.engine.request(key, name.as_slice().into(), mode, flags, &mut got);
+                let m = self.model.request(Req { key, name, mode }, flags, &mut want);
                 prop_assert_eq!(e, Err(EngineError::InvalidFlags));
                 prop_assert_eq!(m, Err(EngineError::InvalidFlags));
                 Did::Nothing
@@ -667,25 +547,42 @@ impl Harness {
                 let m = self.model.release(key, &mut want);
                 prop_assert_eq!(e, m, "release({:?}) returned differently", key);
                 let live = matches!(self.life.get(&key), Some(Life::Queued | Life::Held));
-                prop_assert_eq!(
-                    e,
-                    live,
-                    "release({:?}) of a request in state {:?}",
-                    key,
-                    self.life.get(&key)
-                );
+                prop_assert_eq!(e, live, "release({:?}) of a request in state {:?}", key, self.life.get(&key));
                 Did::Release { key }
             }
             Op::ReleaseUnknown { client, request } => {
-                let key = RequestKey {
-                    client: ClientId(client),
-                    request: RequestId(request),
-                };
-                prop_assert!(
-                    !self.engine.release(key, &mut got),
-                    "release of an unknown key succeeded (R-63)"
-                );
+                let key = RequestKey { client: ClientId(client), request: RequestId(request) };
+                prop_assert!(!self.engine.release(key, &mut got), "release of an unknown key succeeded (R-63)");
                 prop_assert!(!self.model.release(key, &mut want));
+                Did::Nothing
+            }
+            Op::Restore { shuffle } => {
+                let snap = self.engine.snapshot();
+                let mut reports: Vec<(LockInfo, Option<i64>)> = snap.held.into_iter().map(|i| (i, None)).collect();
+                for i in snap.pending {
+                    let position = self.positions.get(&key_of(&i)).copied();
+                    prop_assert!(position.is_some(), "{:?} is queued but was never acknowledged", key_of(&i));
+                    reports.push((i, position));
+                }
+                let mut x = shuffle | 1;
+                for i in (1..reports.len()).rev() {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    reports.swap(i, (x % (i as u64 + 1)) as usize);
+                }
+                let mut engine = Engine::new();
+                for (i, position) in reports {
+                    let key = key_of(&i);
+                    let restored = match position {
+                        None => engine.restore_held(key, i.name, i.mode),
+                        Some(p) => engine.restore_queued(key, i.name, i.mode, p),
+                    };
+                    prop_assert_eq!(restored, Ok(()), "restoring {:?}", key);
+                }
+                // The old engine was at a fixpoint, so the pass must grant nothing.
+                engine.process_all(&mut got);
+                self.engine = engine;
                 Did::Nothing
             }
             Op::Terminate { client } => {
@@ -703,6 +600,28 @@ impl Harness {
             }
         };
 
+        // Queued acks (the model has none): exactly one, last, for a new request that is
+        // left waiting, and for nothing else.
+        let acks: Vec<(RequestKey, i64)> = got
+            .iter()
+            .filter_map(|e| match *e {
+                Effect::Queued(k, p) => Some((k, p)),
+                _ => None,
+            })
+            .collect();
+        let waiting = match did {
+            Did::Request { key, .. } if self.model.queues.iter().any(|(_, q)| q.iter().any(|r| r.key == key)) => {
+                vec![key]
+            }
+            _ => vec![],
+        };
+        prop_assert_eq!(acks.iter().map(|(k, _)| *k).collect::<Vec<_>>(), waiting, "Queued acks of {:?}", op);
+        if let Some((key, position)) = acks.first() {
+            prop_assert_eq!(got.last(), Some(&Effect::Queued(*key, *position)), "the ack comes last");
+            self.positions.insert(*key, *position);
+        }
+        got.retain(|e| !matches!(e, Effect::Queued(..)));
+
         // The engine and the model agree.
         let effects = self.by_name(&got)?;
         prop_assert_eq!(&effects, &self.by_name(&want)?, "effects of {:?}", op);
@@ -710,15 +629,25 @@ impl Harness {
         prop_assert_eq!(&post, &norm_model(&self.model), "snapshot after {:?}", op);
         prop_assert_eq!(
             self.engine.len(),
-            post.held.values().map(BTreeSet::len).sum::<usize>()
-                + post.pending.values().map(Vec::len).sum::<usize>()
+            post.held.values().map(BTreeSet::len).sum::<usize>() + post.pending.values().map(Vec::len).sum::<usize>()
         );
         let held: BTreeSet<RequestKey> = post.held.values().flatten().map(|(k, _)| *k).collect();
-        let queued: BTreeSet<RequestKey> =
-            post.pending.values().flatten().map(|(k, _)| *k).collect();
+        let queued: BTreeSet<RequestKey> = post.pending.values().flatten().map(|(k, _)| *k).collect();
         for key in &self.issued {
             prop_assert_eq!(self.engine.is_held(*key), held.contains(key));
             prop_assert_eq!(self.engine.is_queued(*key), queued.contains(key));
+        }
+
+        // Acknowledged positions order each queue, so that a restore rebuilds it.
+        for (name, pending) in &post.pending {
+            let positions: Vec<Option<i64>> = pending.iter().map(|(k, _)| self.positions.get(k).copied()).collect();
+            prop_assert!(
+                positions.iter().all(Option::is_some) && positions.windows(2).all(|w| w[0] < w[1]),
+                "{:?}: positions {:?} do not order the queue {:?}",
+                name,
+                positions,
+                pending
+            );
         }
 
         // Invariants of the engine alone.
@@ -733,12 +662,7 @@ impl Harness {
     fn check_exclusion(&self, post: &Norm) -> Result<(), TestCaseError> {
         for (name, holders) in &post.held {
             let exclusive = holders.iter().filter(|(_, m)| *m == EX).count();
-            prop_assert!(
-                exclusive == 0 || holders.len() == 1,
-                "{:?} held by {:?}",
-                name,
-                holders
-            );
+            prop_assert!(exclusive == 0 || holders.len() == 1, "{:?} held by {:?}", name, holders);
         }
         Ok(())
     }
@@ -752,38 +676,20 @@ impl Harness {
         did: &Did,
         effects: &BTreeMap<Name, Vec<Effect>>,
     ) -> Result<(), TestCaseError> {
-        let names: BTreeSet<&Name> = pre
-            .pending
-            .keys()
-            .chain(post.pending.keys())
-            .chain(effects.keys())
-            .collect();
+        let names: BTreeSet<&Name> = pre.pending.keys().chain(post.pending.keys()).chain(effects.keys()).collect();
         for name in names {
-            let mut queue: Vec<RequestKey> = pre
-                .pending
-                .get(name)
-                .map(|v| v.iter().map(|(k, _)| *k).collect())
-                .unwrap_or_default();
-            let mut held: BTreeSet<RequestKey> = pre
-                .held
-                .get(name)
-                .map(|s| s.iter().map(|(k, _)| *k).collect())
-                .unwrap_or_default();
+            let mut queue: Vec<RequestKey> =
+                pre.pending.get(name).map(|v| v.iter().map(|(k, _)| *k).collect()).unwrap_or_default();
+            let mut held: BTreeSet<RequestKey> =
+                pre.held.get(name).map(|s| s.iter().map(|(k, _)| *k).collect()).unwrap_or_default();
             let mut effects: &[Effect] = effects.get(name).map(Vec::as_slice).unwrap_or_default();
             match did {
                 Did::Nothing => {}
-                Did::Request {
-                    key,
-                    name: n,
-                    steal,
-                } if n == name => {
+                Did::Request { key, name: n, steal } if n == name => {
                     if *steal {
                         // every holder of the name is evicted first.
-                        let stolen: BTreeSet<RequestKey> = effects
-                            .iter()
-                            .take_while(|e| matches!(e, Effect::Stolen(_)))
-                            .map(effect_key)
-                            .collect();
+                        let stolen: BTreeSet<RequestKey> =
+                            effects.iter().take_while(|e| matches!(e, Effect::Stolen(_))).map(effect_key).collect();
                         prop_assert_eq!(&stolen, &held, "a steal must evict exactly the holders");
                         effects = effects.get(stolen.len()..).unwrap_or_default();
                         held.clear();
@@ -799,19 +705,11 @@ impl Harness {
                     }
                 }
                 Did::Request { .. } => {
-                    prop_assert!(
-                        effects.is_empty(),
-                        "a request on another name caused {:?}",
-                        effects
-                    );
+                    prop_assert!(effects.is_empty(), "a request on another name caused {:?}", effects);
                 }
                 Did::Release { key } => {
                     if self.name_of(*key) != Some(name) {
-                        prop_assert!(
-                            effects.is_empty(),
-                            "a release on another name caused {:?}",
-                            effects
-                        );
+                        prop_assert!(effects.is_empty(), "a release on another name caused {:?}", effects);
                     }
                     queue.retain(|k| k != key);
                     held.remove(key);
@@ -825,9 +723,7 @@ impl Harness {
                 .iter()
                 .map(|e| match e {
                     Effect::Granted(k) => Ok(*k),
-                    other => Err(TestCaseError::fail(format!(
-                        "unexpected {other:?} for {name:?}"
-                    ))),
+                    other => Err(TestCaseError::fail(format!("unexpected {other:?} for {name:?}"))),
                 })
                 .collect::<Result<_, _>>()?;
             prop_assert!(
@@ -839,22 +735,11 @@ impl Harness {
             );
             held.extend(granted.iter().copied());
             let rest = queue.get(granted.len()..).unwrap_or_default();
-            let post_queue: Vec<RequestKey> = post
-                .pending
-                .get(name)
-                .map(|v| v.iter().map(|(k, _)| *k).collect())
-                .unwrap_or_default();
-            prop_assert_eq!(
-                rest,
-                post_queue.as_slice(),
-                "{:?}: queue after the operation",
-                name
-            );
-            let post_held: BTreeSet<RequestKey> = post
-                .held
-                .get(name)
-                .map(|s| s.iter().map(|(k, _)| *k).collect())
-                .unwrap_or_default();
+            let post_queue: Vec<RequestKey> =
+                post.pending.get(name).map(|v| v.iter().map(|(k, _)| *k).collect()).unwrap_or_default();
+            prop_assert_eq!(rest, post_queue.as_slice(), "{:?}: queue after the operation", name);
+            let post_held: BTreeSet<RequestKey> =
+                post.held.get(name).map(|s| s.iter().map(|(k, _)| *k).collect()).unwrap_or_default();
             prop_assert_eq!(&held, &post_held, "{:?}: holders after the operation", name);
             // a pass stops only at a head that is not grantable.
             if let Some((head, mode)) = post.pending.get(name).and_then(|v| v.first()) {
@@ -863,12 +748,7 @@ impl Harness {
                     LockMode::Exclusive => holders.is_some_and(|s| !s.is_empty()),
                     LockMode::Shared => holders.is_some_and(|s| s.iter().any(|(_, m)| *m == EX)),
                 };
-                prop_assert!(
-                    blocked,
-                    "{:?}: head {:?} is grantable but was left queued",
-                    name,
-                    head
-                );
+                prop_assert!(blocked, "{:?}: head {:?} is grantable but was left queued", name, head);
             }
         }
         Ok(())
@@ -919,40 +799,23 @@ impl Harness {
                 }
                 Effect::Unavailable(_) => {
                     let ok = matches!(did, Did::Request { key: k, steal: false, .. } if *k == key);
-                    prop_assert!(
-                        ok && life.is_none(),
-                        "{:?} unavailable in state {:?}",
-                        key,
-                        life
-                    );
+                    prop_assert!(ok && life.is_none(), "{:?} unavailable in state {:?}", key, life);
                     self.life.insert(key, Life::Unavailable);
                 }
                 Effect::Stolen(_) => {
                     let ok = matches!(did, Did::Request { steal: true, .. });
-                    prop_assert!(
-                        ok && life == Some(Life::Held),
-                        "{:?} stolen in state {:?}",
-                        key,
-                        life
-                    );
+                    prop_assert!(ok && life == Some(Life::Held), "{:?} stolen in state {:?}", key, life);
                     self.life.insert(key, Life::Stolen);
                 }
+                Effect::Queued(..) => {}
             }
             if let Did::Terminate { client } = did {
-                prop_assert!(
-                    key.client != *client,
-                    "terminate produced {:?} for the dying client",
-                    e
-                );
+                prop_assert!(key.client != *client, "terminate produced {:?} for the dying client", e);
             }
         }
         if let Did::Request { key, name, steal } = did {
             if !self.life.contains_key(key) {
-                prop_assert!(
-                    self.engine.is_queued(*key),
-                    "{:?} neither settled nor queued",
-                    key
-                );
+                prop_assert!(self.engine.is_queued(*key), "{:?} neither settled nor queued", key);
                 self.life.insert(*key, Life::Queued);
             }
             if !steal && self.life.get(key) != Some(&Life::Unavailable) {
@@ -971,12 +834,7 @@ impl Harness {
         if *steal {
             return Ok(());
         }
-        for earlier in self
-            .entered
-            .get(name)
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-        {
+        for earlier in self.entered.get(name).map(Vec::as_slice).unwrap_or_default() {
             if *earlier == key {
                 break;
             }
@@ -1059,8 +917,18 @@ proptest! {
     #[test]
     fn r13_r14_all_operations_and_refusals_match_model(
         (clients, _names, ops) in case(Mix {
-            duplicate: 2, invalid: 2, release_unknown: 1, terminate: 1, steal: 10, if_available: 15, ..BASE
+            duplicate: 2, invalid: 2, release_unknown: 1, terminate: 1, restore: 1, steal: 10, if_available: 15, ..BASE
         })
+    ) {
+        run(TerminateAs::Documented, clients, &ops)?;
+    }
+
+    /// A new arbiter rebuilds the engine from the clients' reports (held locks, and queued
+    /// requests at their acknowledged positions, in any order): the rebuild grants nothing,
+    /// and from then on the engine behaves as the old one would have (R-72: order kept).
+    #[test]
+    fn r72_restored_engine_matches_model(
+        (clients, _names, ops) in case(Mix { restore: 3, terminate: 1, steal: 10, if_available: 10, ..BASE })
     ) {
         run(TerminateAs::Documented, clients, &ops)?;
     }
@@ -1071,26 +939,12 @@ proptest! {
 // ---------------------------------------------------------------------------------------
 
 fn k(client: u32, request: u64) -> RequestKey {
-    RequestKey {
-        client: ClientId(client),
-        request: RequestId(request),
-    }
+    RequestKey { client: ClientId(client), request: RequestId(request) }
 }
 
 fn model_req(m: &mut Model, key: RequestKey, mode: LockMode, flags: RequestFlags) -> Vec<Effect> {
     let mut out = Vec::new();
-    assert_eq!(
-        m.request(
-            Req {
-                key,
-                name: vec![0x61],
-                mode
-            },
-            flags,
-            &mut out
-        ),
-        Ok(())
-    );
+    assert_eq!(m.request(Req { key, name: vec![0x61], mode }, flags, &mut out), Ok(()));
     out
 }
 
@@ -1115,22 +969,13 @@ fn model_r42_r50_r51_if_available_and_steal() {
     use Effect::{Granted as G, Stolen as S, Unavailable as U};
     let mut m = Model::default();
     let plain = RequestFlags::default();
-    let try_ = RequestFlags {
-        if_available: true,
-        steal: false,
-    };
-    let steal = RequestFlags {
-        if_available: false,
-        steal: true,
-    };
+    let try_ = RequestFlags { if_available: true, steal: false };
+    let steal = RequestFlags { if_available: false, steal: true };
     model_req(&mut m, k(1, 1), SH, plain);
     model_req(&mut m, k(2, 1), SH, plain);
     model_req(&mut m, k(3, 1), EX, plain);
     assert_eq!(model_req(&mut m, k(4, 1), SH, try_), [U(k(4, 1))]);
-    assert_eq!(
-        model_req(&mut m, k(4, 2), EX, steal),
-        [S(k(1, 1)), S(k(2, 1)), G(k(4, 2))]
-    );
+    assert_eq!(model_req(&mut m, k(4, 2), EX, steal), [S(k(1, 1)), S(k(2, 1)), G(k(4, 2))]);
     let mut out = Vec::new();
     assert!(!m.release(k(1, 1), &mut out));
     assert!(m.release(k(4, 2), &mut out));
@@ -1150,11 +995,7 @@ fn model_r80_literal_terminate_grants_the_dying_client_transiently() {
     let mut literal = m.clone();
     let mut out = Vec::new();
     literal.terminate_literally(ClientId(2), &mut out);
-    assert_eq!(
-        out,
-        [G(k(2, 2)), G(k(3, 1))],
-        "aborting 2/1 grants 2/2 before 2/2 is dropped"
-    );
+    assert_eq!(out, [G(k(2, 2)), G(k(3, 1))], "aborting 2/1 grants 2/2 before 2/2 is dropped");
     out.clear();
     m.terminate(ClientId(2), &mut out);
     assert_eq!(out, [G(k(3, 1))]);

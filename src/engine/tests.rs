@@ -3,24 +3,12 @@ use super::*;
 
 const EX: LockMode = LockMode::Exclusive;
 const SH: LockMode = LockMode::Shared;
-const PLAIN: RequestFlags = RequestFlags {
-    if_available: false,
-    steal: false,
-};
-const TRY: RequestFlags = RequestFlags {
-    if_available: true,
-    steal: false,
-};
-const STEAL: RequestFlags = RequestFlags {
-    if_available: false,
-    steal: true,
-};
+const PLAIN: RequestFlags = RequestFlags { if_available: false, steal: false };
+const TRY: RequestFlags = RequestFlags { if_available: true, steal: false };
+const STEAL: RequestFlags = RequestFlags { if_available: false, steal: true };
 
 fn k(client: u32, request: u64) -> RequestKey {
-    RequestKey {
-        client: ClientId(client),
-        request: RequestId(request),
-    }
+    RequestKey { client: ClientId(client), request: RequestId(request) }
 }
 
 fn n(s: &str) -> ResourceName {
@@ -34,22 +22,14 @@ struct T {
 
 impl T {
     fn new() -> Self {
-        T {
-            e: Engine::new(),
-            out: Vec::new(),
-        }
+        T { e: Engine::new(), out: Vec::new() }
     }
-    fn req(
-        &mut self,
-        key: RequestKey,
-        name: &str,
-        mode: LockMode,
-        flags: RequestFlags,
-    ) -> Vec<Effect> {
-        self.e
-            .request(key, n(name), mode, flags, &mut self.out)
-            .expect("valid request");
-        std::mem::take(&mut self.out)
+    /// The effects of one request, without the `Queued` acks (see `queued_acks_*`).
+    fn req(&mut self, key: RequestKey, name: &str, mode: LockMode, flags: RequestFlags) -> Vec<Effect> {
+        self.e.request(key, n(name), mode, flags, &mut self.out).expect("valid request");
+        let mut out = std::mem::take(&mut self.out);
+        out.retain(|e| !matches!(e, Effect::Queued(..)));
+        out
     }
     fn rel(&mut self, key: RequestKey) -> Vec<Effect> {
         self.e.release(key, &mut self.out);
@@ -92,8 +72,7 @@ fn r07_names_are_code_units_with_no_normalisation() {
     let nul: ResourceName = vec![0].into();
     let mut out = Vec::new();
     for (i, name) in [lone, repl, empty, nul].into_iter().enumerate() {
-        t.e.request(k(1, i as u64), name, EX, PLAIN, &mut out)
-            .expect("valid");
+        t.e.request(k(1, i as u64), name, EX, PLAIN, &mut out).expect("valid");
     }
     assert_eq!(out.len(), 4, "four distinct names, all granted: {out:?}");
 }
@@ -136,10 +115,7 @@ fn r25_one_pass_grants_every_grantable_request_at_the_head() {
     }
     t.req(k(7, 1), "a", EX, PLAIN);
     t.req(k(8, 1), "a", SH, PLAIN);
-    assert_eq!(
-        t.rel(k(1, 1)),
-        [G(k(2, 1)), G(k(3, 1)), G(k(4, 1)), G(k(5, 1)), G(k(6, 1))]
-    );
+    assert_eq!(t.rel(k(1, 1)), [G(k(2, 1)), G(k(3, 1)), G(k(4, 1)), G(k(5, 1)), G(k(6, 1))]);
 }
 
 #[test]
@@ -195,10 +171,7 @@ fn r50_r51_steal_evicts_every_holder_and_goes_to_the_head() {
     t.req(k(1, 1), "a", SH, PLAIN);
     t.req(k(2, 1), "a", SH, PLAIN);
     t.req(k(3, 1), "a", EX, PLAIN);
-    assert_eq!(
-        t.req(k(4, 1), "a", EX, STEAL),
-        [S(k(1, 1)), S(k(2, 1)), G(k(4, 1))]
-    );
+    assert_eq!(t.req(k(4, 1), "a", EX, STEAL), [S(k(1, 1)), S(k(2, 1)), G(k(4, 1))]);
     // Victims' later releases are no-ops; the earlier waiter keeps its place.
     assert_eq!(t.rel(k(1, 1)), []);
     assert!(!t.e.is_held(k(1, 1)));
@@ -253,11 +226,7 @@ fn r71_r72_snapshot_lists_each_holder_and_pending_in_request_order() {
     t.req(k(2, 2), "a", SH, PLAIN);
     t.req(k(4, 1), "b", EX, PLAIN);
     let s = t.e.snapshot();
-    let held: Vec<_> = s
-        .held
-        .iter()
-        .map(|i| (i.client.0, i.request.0, i.mode))
-        .collect();
+    let held: Vec<_> = s.held.iter().map(|i| (i.client.0, i.request.0, i.mode)).collect();
     assert_eq!(held, [(1, 1, SH), (2, 1, SH), (4, 1, EX)]);
     let pending: Vec<_> = s.pending.iter().map(|i| (i.client.0, i.mode)).collect();
     assert_eq!(pending, [(3, EX), (2, SH)]);
@@ -298,23 +267,11 @@ fn r85_terminate_is_scoped_to_one_client() {
 #[test]
 fn invalid_flags_and_duplicates_are_errors_not_panics() {
     let mut t = T::new();
-    let both = RequestFlags {
-        if_available: true,
-        steal: true,
-    };
-    assert_eq!(
-        t.e.request(k(1, 1), n("a"), EX, both, &mut t.out),
-        Err(EngineError::InvalidFlags)
-    );
-    assert_eq!(
-        t.e.request(k(1, 1), n("a"), SH, STEAL, &mut t.out),
-        Err(EngineError::InvalidFlags)
-    );
+    let both = RequestFlags { if_available: true, steal: true };
+    assert_eq!(t.e.request(k(1, 1), n("a"), EX, both, &mut t.out), Err(EngineError::InvalidFlags));
+    assert_eq!(t.e.request(k(1, 1), n("a"), SH, STEAL, &mut t.out), Err(EngineError::InvalidFlags));
     t.req(k(1, 1), "a", EX, PLAIN);
-    assert_eq!(
-        t.e.request(k(1, 1), n("b"), EX, PLAIN, &mut t.out),
-        Err(EngineError::DuplicateRequest)
-    );
+    assert_eq!(t.e.request(k(1, 1), n("b"), EX, PLAIN, &mut t.out), Err(EngineError::DuplicateRequest));
     assert!(t.out.is_empty());
 }
 
@@ -323,15 +280,14 @@ fn scale_100k_names_and_100k_waiters() {
     let mut t = T::new();
     let mut out = Vec::new();
     for i in 0..100_000u64 {
-        t.e.request(k(1, i), n(&format!("n{i}")), EX, PLAIN, &mut out)
-            .expect("valid");
+        t.e.request(k(1, i), n(&format!("n{i}")), EX, PLAIN, &mut out).expect("valid");
     }
     assert_eq!(out.len(), 100_000);
     out.clear();
     for i in 0..100_000u64 {
-        t.e.request(k(2, i), n("one"), EX, PLAIN, &mut out)
-            .expect("valid");
+        t.e.request(k(2, i), n("one"), EX, PLAIN, &mut out).expect("valid");
     }
+    out.retain(|e| !matches!(e, Effect::Queued(..)));
     assert_eq!(out.len(), 1);
     assert_eq!(t.e.snapshot().pending.len(), 99_999);
     t.e.terminate(ClientId(2), &mut out);
@@ -343,9 +299,55 @@ fn scale_100k_names_and_100k_waiters() {
 fn one_megabyte_name() {
     let mut t = T::new();
     let big: ResourceName = vec![0x61u16; 1 << 20].into();
-    t.e.request(k(1, 1), big.clone(), EX, PLAIN, &mut t.out)
-        .expect("valid");
-    t.e.request(k(1, 2), big, EX, PLAIN, &mut t.out)
-        .expect("valid");
-    assert_eq!(t.out, [G(k(1, 1))]);
+    t.e.request(k(1, 1), big.clone(), EX, PLAIN, &mut t.out).expect("valid");
+    t.e.request(k(1, 2), big, EX, PLAIN, &mut t.out).expect("valid");
+    assert_eq!(t.out, [G(k(1, 1)), Effect::Queued(k(1, 2), 1)]);
+}
+
+#[test]
+fn queued_acks_carry_positions_and_steals_go_before_the_head() {
+    let mut t = T::new();
+    let mut out = Vec::new();
+    t.e.request(k(1, 1), n("a"), EX, PLAIN, &mut out).expect("valid");
+    t.e.request(k(2, 1), n("a"), EX, PLAIN, &mut out).expect("valid");
+    t.e.request(k(3, 1), n("a"), SH, PLAIN, &mut out).expect("valid");
+    assert_eq!(out, [G(k(1, 1)), Effect::Queued(k(2, 1), 1), Effect::Queued(k(3, 1), 2)]);
+    out.clear();
+    // A granted steal is never reported as queued.
+    t.e.request(k(4, 1), n("a"), EX, STEAL, &mut out).expect("valid");
+    assert_eq!(out, [S(k(1, 1)), G(k(4, 1))]);
+}
+
+#[test]
+fn restore_rebuilds_holders_and_queue_order_then_grants_fifo() {
+    // The state of a first engine, as clients would re-register it with a second one.
+    let mut first = T::new();
+    let mut acks = Vec::new();
+    first.e.request(k(1, 1), n("a"), EX, PLAIN, &mut acks).expect("valid");
+    first.e.request(k(2, 1), n("a"), EX, PLAIN, &mut acks).expect("valid");
+    first.e.request(k(3, 1), n("a"), SH, PLAIN, &mut acks).expect("valid");
+    first.e.request(k(3, 2), n("a"), SH, PLAIN, &mut acks).expect("valid");
+    let positions: Vec<(RequestKey, i64)> = acks
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Queued(key, pos) => Some((*key, *pos)),
+            _ => None,
+        })
+        .collect();
+    let mut second = T::new();
+    // Clients re-register in any order.
+    for (key, pos) in positions.iter().rev() {
+        let mode = if key.client.0 == 3 { SH } else { EX };
+        second.e.restore_queued(*key, n("a"), mode, *pos).expect("valid");
+    }
+    second.e.restore_held(k(1, 1), n("a"), EX).expect("valid");
+    assert_eq!(second.e.snapshot(), first.e.snapshot());
+    let mut out = Vec::new();
+    second.e.process_all(&mut out);
+    assert_eq!(out, [], "the holder still holds");
+    assert_eq!(second.rel(k(1, 1)), [G(k(2, 1))]);
+    assert_eq!(second.rel(k(2, 1)), [G(k(3, 1)), G(k(3, 2))]);
+    // New requests go behind the restored ones.
+    assert_eq!(second.req(k(4, 1), "a", EX, PLAIN), []);
+    assert_eq!(second.e.restore_queued(k(5, 1), n("a"), EX, 4), Err(EngineError::DuplicateRequest), "position taken");
 }

@@ -245,7 +245,15 @@ function main() {
     if (failures.length) {
       lines.push('');
       lines.push(`FAILURES (${failures.length}):`);
-      for (const f of failures) lines.push(`  [${f.combo}] ${f.test}\n      ${String(f.error || '').split('\n').join('\n      ')}`);
+      const fatalCounts = {};
+      for (const f of failures) {
+        if (String(f.error || '').startsWith('FATAL:')) { fatalCounts[f.combo] = (fatalCounts[f.combo] || 0) + 1; continue; }
+        lines.push(`  [${f.combo}] ${f.test}\n      ${String(f.error || '').split('\n').join('\n      ')}`);
+      }
+      for (const [combo, count] of Object.entries(fatalCounts)) {
+        const r = runs.find((x) => `${x.target}/${x.scope}` === combo);
+        lines.push(`  [${combo}] ALL ${count} tests FAILED: harness fatal error:\n      ${String(r && r.fatal).split('\n').join('\n      ')}`);
+      }
       for (const r of runs) if (r.fatal && r.log.length) { lines.push(`  page log for ${r.target}/${r.scope}:`); for (const l of r.log.slice(-20)) lines.push(`      ${l}`); }
     }
     console.log(lines.join('\n'));

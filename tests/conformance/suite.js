@@ -1334,6 +1334,21 @@
     }
   });
 
+  test('R-32 an exception thrown by the callback is not reported as an uncaught error', async (t) => {
+    let errors = 0;
+    const onError = (e) => { errors++; e.preventDefault(); };
+    global.addEventListener('error', onError);
+    t.cleanup(() => global.removeEventListener('error', onError));
+    const n = t.uniq();
+    await t.rejection(L().request(n, () => { throw new Error('in callback'); }));
+    await t.rejection(L().request(n, { ifAvailable: true }, () => { throw new Error('in callback'); }));
+    const h = t.req(n);
+    await h.granted;
+    await t.rejection(L().request(n, { ifAvailable: true }, () => { throw new Error('in null callback'); }));
+    await t.sleep(t.NOT_HAPPENED_MS);
+    t.assertEquals(errors, 0, 'error events');
+  });
+
   // ------------------------------------------------------------------ R-33 thrown thenable
   test('R-33 a thrown thenable rejects the promise as-is and its then is never called', async (t) => {
     let thenCalled = false;
@@ -1735,6 +1750,25 @@
     t.assertEquals(s.held.length + s.pending.length, 0);
   });
 
+  test('R-63 an abort after the release does not affect later requests for the same name', async (t) => {
+    const n = t.uniq();
+    const ac = new AbortController();
+    t.assertEquals(await L().request(n, { signal: ac.signal }, () => 'first'), 'first');
+    const holder = t.req(n);
+    await holder.granted;
+    const waiter = t.req(n, { mode: 'shared' });
+    await t.waitPending(n, 1);
+    ac.abort('old signal');
+    await t.sleep(t.NOT_HAPPENED_MS);
+    const s = await t.snapshot(n);
+    t.assertArrayEquals(s.heldModes, ['exclusive'], 'the new holder keeps the lock');
+    t.assertArrayEquals(s.pendingModes, ['shared'], 'the new waiter stays queued');
+    t.assertEquals(waiter.called, false, 'waiter not granted early');
+    await holder.release('ok');
+    t.assertEquals(await holder.done, 'ok', 'holder promise unaffected');
+    t.assert((await waiter.granted) instanceof Lock, 'waiter granted normally');
+  });
+
   // ------------------------------------------------------------------ R-70..R-75 query
   test('R-70 query() resolves to a plain {held, pending} object of {name, mode, clientId} entries', async (t) => {
     const n = t.uniq();
@@ -1746,14 +1780,20 @@
     t.assert(p instanceof Promise, 'returns a Promise');
     const q = await p;
     t.assertEquals(Object.getPrototypeOf(q), Object.prototype, 'snapshot is a plain object');
-    t.assertArrayEquals(Object.keys(q).sort(), ['held', 'pending'], 'snapshot keys');
+    t.assertArrayEquals(Object.keys(q), ['held', 'pending'], 'snapshot keys, in dictionary order');
+    t.assertEquals(Object.getPrototypeOf(q.held), Array.prototype, 'held is a plain Array');
     t.assert(Array.isArray(q.held) && Array.isArray(q.pending), 'arrays');
     const e1 = q.held.find((e) => e.name === n);
     const e2 = q.pending.find((e) => e.name === n);
     t.assert(e1 && e2, 'entries present');
     for (const e of [e1, e2]) {
       t.assertEquals(Object.getPrototypeOf(e), Object.prototype, 'entry is a plain object');
-      t.assertArrayEquals(Object.keys(e).sort(), ['clientId', 'mode', 'name'], 'entry keys');
+      // Web IDL converts a dictionary to an object member by member in lexicographic order.
+      t.assertArrayEquals(Object.keys(e), ['clientId', 'mode', 'name'], 'entry keys, in dictionary order');
+      for (const k of ['clientId', 'mode', 'name']) {
+        const d = Object.getOwnPropertyDescriptor(e, k);
+        t.assert(d.writable && d.enumerable && d.configurable && !d.get, `${k} is a plain data property`);
+      }
       t.assertEquals(typeof e.clientId, 'string', 'clientId type');
     }
     t.assertEquals(e1.mode, 'exclusive');

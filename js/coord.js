@@ -1,0 +1,392 @@
+// Cross-context coordination: which context runs the arbiter, how clients reach it, and
+// how everybody learns that a context is gone. Pure I/O glue around the wasm exports; the
+// decisions that matter for correctness (what to grant, when recovery is complete) are in
+// Rust (src/arbiter.rs). See the README's "How it works".
+//
+// Names (all carry the protocol version, so two versions never share anything):
+//   BroadcastChannel  PREFIX            the bus: announcements, and client → arbiter
+//   BroadcastChannel  PREFIX:<clientId> arbiter → that client
+//   IndexedDB         PREFIX-leader     the election: the leader keeps a connection open
+//   IndexedDB         PREFIX-c-<id>     one per client: open while the client lives
+//   IndexedDB         PREFIX-a-<epoch>  open while the arbiter of that epoch lives
+//   SharedWorker name PREFIX            the preferred arbiter host
+
+export const PREFIX = "web-locks-wasm-1";
+const idb = () => globalThis.indexedDB;
+
+/** Bus messages other than client envelopes. */
+const ANNOUNCE = "A"; // [A, epoch, preferred]: I am the arbiter of this epoch
+const WHO = "?"; // [?]: who is the arbiter? (the arbiter re-announces)
+const CANDIDATE = "C"; // [C]: a preferred host (SharedWorker) waits to take over
+
+/** Counters, visible through `navigator.locks.debug` for tests and the demo. */
+export const stats = { garbage: 0, elections: 0, recoveries: 0, deaths: 0, abdications: 0 };
+
+function open(name, version) {
+  return version === undefined ? idb().open(name) : idb().open(name, version);
+}
+
+/**
+ * Keeps `name` open at version 1 for as long as this context lives; the arbiter's probe
+ * (an open at version 2) stays blocked until then. Resolves to the connection, or null
+ * where IndexedDB is unusable.
+ */
+export function holdProbe(clientId) {
+  return new Promise((resolve) => {
+    try {
+      const req = open(`${PREFIX}-c-${clientId}`, 1);
+      req.onsuccess = () => {
+        const db = req.result;
+        db.onversionchange = null; // stay open: the probe must stay blocked while we live
+        resolve(db);
+      };
+      req.onerror = req.onblocked = () => resolve(null);
+    } catch {
+      resolve(null);
+    }
+  });
+}
+
+/** Calls `onDead` once the context holding `${PREFIX}-c-${clientId}` is gone, then deletes it. */
+function probe(clientId, onDead) {
+  const name = `${PREFIX}-c-${clientId}`;
+  let fired = false;
+  const dead = () => {
+    if (fired) return;
+    fired = true;
+    try {
+      idb().deleteDatabase(name);
+    } catch {}
+    onDead();
+  };
+  try {
+    const req = open(name, 2);
+    // Fires as soon as the client's connection closes (close, crash, navigation,
+    // terminate); a frozen client keeps it blocked, rightly, since it still lives.
+    req.onupgradeneeded = () => {
+      try {
+        req.transaction.abort();
+      } catch {}
+      dead();
+    };
+    req.onsuccess = () => {
+      req.result.close();
+      dead();
+    };
+    req.onerror = dead;
+  } catch {
+    // No IndexedDB here: liveness then rests on goodbyes.
+  }
+}
+
+/** Client ids of every probe database in this origin (stale ones from a crash included). */
+async function listedClients() {
+  if (typeof idb().databases !== "function") return [];
+  const dbs = await idb().databases();
+  const head = `${PREFIX}-c-`;
+  return dbs.map((d) => d.name).filter((n) => n && n.startsWith(head)).map((n) => n.slice(head.length));
+}
+
+/**
+ * Runs for leadership: resolves with [connection, epoch] when this context holds the
+ * leader database. Only one context holds it at a time: a candidate's version upgrade
+ * stays blocked while the leader's connection is open and goes through the moment it
+ * closes (the leader died or stepped down). `cancel()` stops trying.
+ */
+function campaign() {
+  let cancelled = false;
+  let pending = null;
+  const name = `${PREFIX}-leader`;
+  const won = new Promise((resolve) => {
+    const attempt = (version) => {
+      if (cancelled) return;
+      const req = open(name, version);
+      pending = req;
+      let upgraded = false;
+      req.onupgradeneeded = () => {
+        upgraded = true;
+      };
+      req.onsuccess = () => {
+        const db = req.result;
+        if (cancelled) return db.close();
+        if (upgraded && version !== undefined) {
+          db.onversionchange = null; // a leader ignores the candidates it blocks
+          resolve([db, db.version]);
+        } else {
+          // Someone else took this version, or we only read the current one: queue for
+          // the next; it stays blocked while that leader lives.
+          const next = db.version + 1;
+          db.close();
+          attempt(next);
+        }
+      };
+      req.onerror = (e) => {
+        e.preventDefault();
+        setTimeout(() => attempt(undefined), 5); // VersionError: read the version again
+      };
+    };
+    attempt(undefined);
+  });
+  return {
+    won,
+    cancel() {
+      cancelled = true;
+      const req = pending;
+      if (req) {
+        req.onupgradeneeded = () => {
+          try {
+            req.transaction.abort();
+          } catch {}
+        };
+        req.onsuccess = () => req.result.close();
+      }
+    },
+  };
+}
+
+/**
+ * Makes this context a candidate arbiter host; once elected, runs the arbiter until the
+ * context dies or steps down (for a preferred host). `ports` is an event target of
+ * MessagePorts (a SharedWorker's connections).
+ */
+export function runArbiter(wasm, { preferred, ports }) {
+  const bus = new BroadcastChannel(PREFIX);
+  const portQueue = [];
+  let serve = null; // set once elected
+  if (ports) {
+    ports.onport = (port) => (serve ? serve(port) : portQueue.push(port));
+  }
+  let candidacy = null;
+  let preferredWaiting = false;
+
+  bus.onmessage = (e) => {
+    const d = e.data;
+    if (Array.isArray(d) && d[0] === CANDIDATE && !preferred) {
+      preferredWaiting = true;
+      if (serve) stepDown();
+    }
+  };
+  if (preferred) bus.postMessage([CANDIDATE]);
+
+  let stepDown = () => {};
+
+  const run = () => {
+    candidacy = campaign();
+    candidacy.won.then(([leaderDb, epoch]) => {
+      stats.elections++;
+      if (preferredWaiting && !preferred) {
+        // A SharedWorker waits: give way before serving anybody.
+        leaderDb.close();
+        preferredWaiting = false;
+        stats.abdications++;
+        return setTimeout(run, 50);
+      }
+      lead(leaderDb, epoch);
+    });
+  };
+
+  function lead(leaderDb, epoch) {
+    const conns = new Map(); // connection -> { post, clientId }
+    const busConns = new Map(); // clientId -> connection
+    const probed = new Set();
+    let stopped = false;
+    const host = new wasm.ArbiterHost({
+      deliver(conn, words) {
+        const c = conns.get(conn);
+        if (c) c.post([epoch, words.slice()]);
+      },
+    });
+    const watch = (clientId) => {
+      if (probed.has(clientId)) return;
+      probed.add(clientId);
+      probe(clientId, () => {
+        if (stopped) return;
+        stats.deaths++;
+        host.gone(units(clientId));
+        const conn = busConns.get(clientId);
+        if (conn !== undefined) {
+          busConns.delete(clientId);
+          conns.delete(conn);
+        }
+      });
+    };
+    // Keep a database open for as long as this arbiter lives, so that windows can
+    // notice its death (their blocked deleteDatabase goes through) and start another.
+    try {
+      open(`${PREFIX}-a-${epoch}`, 1).onsuccess = (e) => (e.target.result.onversionchange = null);
+    } catch {}
+
+    // Recovery: every context that may hold a lock has a probe database. Until each of
+    // them re-registered or is found dead, nothing is granted (Rust side).
+    stats.recoveries++;
+    listedClients().then(
+      (ids) => {
+        if (stopped) return;
+        host.beginRecovery(units(ids.join("\0")));
+        ids.forEach(watch);
+      },
+      () => host.beginRecovery(new Uint16Array(0)),
+    );
+
+    serve = (port) => {
+      let conn = -1;
+      port.onmessage = (e) => {
+        if (stopped) return;
+        const d = e.data;
+        if (Array.isArray(d) && d[0] === "H" && typeof d[1] === "string" && conn < 0) {
+          conn = host.connect();
+          conns.set(conn, { post: (m) => port.postMessage(m) });
+          watch(d[1]);
+        } else if (d instanceof Uint16Array && conn >= 0) {
+          if (!host.handle(conn, d)) stats.garbage++;
+        } else stats.garbage++;
+      };
+      port.postMessage(["L", epoch]);
+    };
+    portQueue.splice(0).forEach(serve);
+
+    bus.onmessage = (e) => {
+      if (stopped) return;
+      const d = e.data;
+      if (!Array.isArray(d)) return void stats.garbage++;
+      if (d[0] === WHO) return bus.postMessage([ANNOUNCE, epoch, preferred]);
+      if (d[0] === CANDIDATE) {
+        if (!preferred) stepDown();
+        return;
+      }
+      if (d[0] === ANNOUNCE) {
+        // Another arbiter of a later epoch: we lost the database without noticing
+        // (cannot happen while our connection is open); stop serving to be safe.
+        if (typeof d[1] === "number" && d[1] > epoch) stepDown();
+        return;
+      }
+      const [clientId, words] = d;
+      if (typeof clientId !== "string" || !(words instanceof Uint16Array)) return void stats.garbage++;
+      let conn = busConns.get(clientId);
+      if (conn === undefined) {
+        conn = host.connect();
+        busConns.set(clientId, conn);
+        const ch = new BroadcastChannel(`${PREFIX}:${clientId}`);
+        conns.set(conn, { post: (m) => ch.postMessage(m) });
+        watch(clientId);
+      }
+      if (!host.handle(conn, words)) stats.garbage++;
+    };
+
+    stepDown = () => {
+      if (stopped || preferred) return;
+      stopped = true;
+      stats.abdications++;
+      serve = null;
+      leaderDb.close();
+      try {
+        idb().deleteDatabase(`${PREFIX}-a-${epoch}`);
+      } catch {}
+      bus.onmessage = null;
+      host.free?.();
+      preferredWaiting = false;
+      // Queue again behind the preferred host, in case it fails.
+      setTimeout(() => runArbiter(wasm, { preferred, ports }), 100);
+      bus.close();
+    };
+
+    bus.postMessage([ANNOUNCE, epoch, preferred]);
+    debug.arbiter = { epoch, host, conns };
+  }
+
+  run();
+}
+
+/** What tests and the demo can see (`navigator.locks.debug`). */
+export const debug = { stats, arbiter: null, client: null };
+
+export function units(s) {
+  const u = new Uint16Array(s.length);
+  for (let i = 0; i < s.length; i++) u[i] = s.charCodeAt(i);
+  return u;
+}
+
+/**
+ * Connects this context's client to whichever arbiter leads: through `port` when it is
+ * the SharedWorker that leads, else over the bus. Calls `wasm.clientSwitch(epoch)` on
+ * every new arbiter so that the client re-registers what it holds and waits for.
+ */
+export function connectClient(wasm, clientId, { workerUrl, candidate }) {
+  const bus = new BroadcastChannel(PREFIX);
+  const inbox = new BroadcastChannel(`${PREFIX}:${clientId}`);
+  let epoch = 0; // the arbiter we are registered with
+  let port = null;
+  let portEpoch = -1; // the epoch our port's SharedWorker leads
+  let send = null;
+  const state = { clientId, get epoch() { return epoch; }, get via() { return send === sendPort ? "port" : send ? "bus" : "none"; } };
+  debug.client = state;
+
+  const sendBus = (words) => bus.postMessage([clientId, words]);
+  const sendPort = (words) => port.postMessage(words);
+  const adopt = (e, viaPort) => {
+    if (e <= epoch) return;
+    epoch = e;
+    send = viaPort ? sendPort : sendBus;
+    wasm.clientSwitch(e);
+  };
+
+  inbox.onmessage = (e) => {
+    const d = e.data;
+    if (Array.isArray(d) && typeof d[0] === "number" && d[1] instanceof Uint16Array) wasm.clientReceive(d[0], d[1]);
+    else stats.garbage++;
+  };
+  bus.onmessage = (e) => {
+    const d = e.data;
+    if (Array.isArray(d) && d[0] === ANNOUNCE && typeof d[1] === "number") adopt(d[1], d[1] === portEpoch);
+  };
+
+  const startPort = () => {
+    if (!workerUrl || typeof SharedWorker !== "function") return false;
+    try {
+      const w = new SharedWorker(workerUrl, { name: PREFIX });
+      port = w.port;
+      port.onmessage = (e) => {
+        const d = e.data;
+        if (Array.isArray(d) && d[0] === "L" && typeof d[1] === "number") {
+          portEpoch = d[1];
+          adopt(d[1], true);
+          watchArbiter(d[1]);
+        } else if (Array.isArray(d) && typeof d[0] === "number" && d[1] instanceof Uint16Array) {
+          wasm.clientReceive(d[0], d[1]);
+        }
+      };
+      port.postMessage(["H", clientId]);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+
+  // A window cannot host the arbiter safely (it may be frozen), so it relies on a
+  // SharedWorker and starts a new one when the leader dies.
+  const watched = new Set();
+  const watchArbiter = (e) => {
+    if (watched.has(e)) return;
+    watched.add(e);
+    try {
+      idb().deleteDatabase(`${PREFIX}-a-${e}`).onsuccess = () => {
+        if (epoch === e) startPort();
+      };
+    } catch {}
+  };
+  bus.addEventListener("message", (e) => {
+    const d = e.data;
+    if (Array.isArray(d) && d[0] === ANNOUNCE && typeof d[1] === "number" && port) watchArbiter(d[1]);
+  });
+
+  const hasPort = !candidate && startPort();
+  if (!hasPort) runArbiter(wasm, { preferred: false });
+  bus.postMessage([WHO]);
+
+  return {
+    post: (words) => send && send(words.slice()),
+    goodbye() {
+      if (send) send(wasm.goodbyeWords());
+    },
+  };
+}

@@ -1,0 +1,98 @@
+//! The arbiter as a SharedWorker (or an elected context) runs it: the sans-IO [`Arbiter`]
+//! behind a wasm-bindgen class. `js/arbiter.js` owns the I/O: ports, BroadcastChannel,
+//! IndexedDB probes, the election; it feeds messages in, and replies leave through
+//! `io.deliver(connection, words)`.
+
+use wasm_bindgen::prelude::*;
+
+use crate::arbiter::Arbiter;
+use crate::engine::ClientId;
+use crate::protocol::{ArbiterMsg, ClientMsg};
+
+#[wasm_bindgen]
+extern "C" {
+    /// The JS side of an [`ArbiterHost`].
+    pub type ArbiterIo;
+    /// Sends encoded [`ArbiterMsg`] words to a connection (copying `words`).
+    #[wasm_bindgen(method)]
+    fn deliver(this: &ArbiterIo, connection: u32, words: &[u16]);
+}
+
+/// One arbiter instance: the origin's lock manager, for every connected context.
+#[wasm_bindgen]
+pub struct ArbiterHost {
+    arbiter: Arbiter,
+    io: ArbiterIo,
+    out: Vec<(ClientId, ArbiterMsg)>,
+    malformed: u32,
+}
+
+#[wasm_bindgen]
+impl ArbiterHost {
+    #[wasm_bindgen(constructor)]
+    pub fn new(io: ArbiterIo) -> ArbiterHost {
+        // Born recovering: nothing is granted before `beginRecovery` has said which live
+        // contexts to wait for (a previous arbiter may have granted anything).
+        ArbiterHost { arbiter: Arbiter::recovering(), io, out: Vec::new(), malformed: 0 }
+    }
+
+    /// A new connection (a port, or a client first heard of on the channel).
+    pub fn connect(&mut self) -> u32 {
+        self.arbiter.connect().0
+    }
+
+    /// One encoded [`ClientMsg`] from `connection`. Undecodable input is counted and
+    /// ignored; returns whether it decoded.
+    pub fn handle(&mut self, connection: u32, words: &[u16]) -> bool {
+        let Ok(msg) = ClientMsg::decode(words) else {
+            self.malformed = self.malformed.saturating_add(1);
+            return false;
+        };
+        self.arbiter.handle(ClientId(connection), msg, &mut self.out);
+        self.flush();
+        true
+    }
+
+    /// The connection is gone: its requests are dropped and its locks released.
+    pub fn disconnect(&mut self, connection: u32) {
+        self.arbiter.disconnect(ClientId(connection), &mut self.out);
+        self.flush();
+    }
+
+    /// The context with this `clientId` is dead (its IndexedDB probe fired).
+    pub fn gone(&mut self, client_id: &[u16]) {
+        self.arbiter.gone(client_id, &mut self.out);
+        self.flush();
+    }
+
+    /// This arbiter replaces a dead one: wait for these `clientId`s (UTF-16, each
+    /// followed by a 0 separator) to re-register before granting anything.
+    #[wasm_bindgen(js_name = beginRecovery)]
+    pub fn begin_recovery(&mut self, client_ids: &[u16]) {
+        let live = client_ids.split(|&u| u == 0).filter(|s| !s.is_empty()).map(<[u16]>::to_vec);
+        self.arbiter.begin_recovery(live, &mut self.out);
+        self.flush();
+    }
+
+    /// The connection of the client with this `clientId`, or -1.
+    pub fn client(&self, client_id: &[u16]) -> i64 {
+        self.arbiter.client(client_id).map_or(-1, |c| i64::from(c.0))
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn recovering(&self) -> bool {
+        self.arbiter.is_recovering()
+    }
+
+    /// Messages that could not be decoded, plus messages the arbiter refused.
+    #[wasm_bindgen(getter)]
+    pub fn rejected(&self) -> f64 {
+        f64::from(self.malformed) + self.arbiter.rejected as f64
+    }
+
+    fn flush(&mut self) {
+        for (client, msg) in self.out.drain(..) {
+            self.io.deliver(client.0, &msg.encode());
+        }
+    }
+}

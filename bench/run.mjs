@@ -1,89 +1,422 @@
-// Benchmarks: ours vs Chromium's native navigator.locks, side by side in the same page and
-// run, interleaved repetitions, medians and the ratio to native. Writes bench/report.md and
-// bench/report.json. Each scenario also checks mutual exclusion, so a fast wrong answer
-// cannot win.
+// Benchmarks: ours vs Chromium's own navigator.locks, side by side in the same run,
+// interleaved repetitions, medians and the ratio to native. Writes bench/report.md and
+// bench/report.json. Every scenario that grants locks also checks mutual exclusion
+// (disjoint holder intervals), so a fast wrong answer cannot win.
 //
-//   node bench/run.mjs [--reps 5] [--n 10000]
+//   node bench/run.mjs [--reps 3] [--only 1,3,6] [--quick]
+//
+// Needs a built package (node scripts/build.mjs). Timestamps are
+// performance.timeOrigin + performance.now(), comparable across tabs and workers.
 import { writeFileSync } from "node:fs";
 import { cpus } from "node:os";
+import { execFileSync } from "node:child_process";
 import { chromium } from "playwright-core";
 import { serve } from "../scripts/server.mjs";
 import { launchOptions } from "../tests/browser.mjs";
 
-const arg = (name, dflt) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : dflt;
+const argv = process.argv.slice(2);
+const opt = (name, dflt) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? argv[i + 1] : dflt;
 };
-const REPS = arg("reps", 5);
-const N = arg("n", 10000);
+const QUICK = argv.includes("--quick");
+const REPS = Number(opt("reps", QUICK ? 1 : 3));
+const ONLY = opt("only", "")
+  .split(",")
+  .filter(Boolean)
+  .map(Number);
 const root = new URL("..", import.meta.url).pathname;
 const server = await serve(root);
 const base = `http://localhost:${server.address().port}`;
 const browser = await chromium.launch(launchOptions());
-const page = await browser.newPage();
-await page.goto(`${base}/tests/entry/blank.html`);
-await page.evaluate(async () => {
-  const m = await import("/dist/index.js");
-  window.__impls = { native: navigator.locks, ours: m.polyfill.locks };
-  await m.polyfill.locks.ready;
-});
+const median = (xs) => {
+  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  return s.length ? s[Math.floor((s.length - 1) / 2)] : NaN;
+};
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+// ---- helpers -----------------------------------------------------------------------------
 
-// Scenario 1: sequential uncontended `await request(name, () => {})`, µs per request.
-async function uncontended(impl) {
-  return page.evaluate(
-    async ([impl, n]) => {
-      const L = window.__impls[impl];
-      let inside = 0;
-      let violations = 0;
-      const cb = () => {
-        if (++inside > 1) violations++;
-        inside--;
-      };
-      for (let i = 0; i < 200; i++) await L.request("warm", cb);
-      const t0 = performance.now();
-      for (let i = 0; i < n; i++) await L.request("a", cb);
-      return { us: ((performance.now() - t0) * 1000) / n, violations };
-    },
-    [impl, N],
+async function tabs(impl, n, query = "") {
+  const ctx = await browser.newContext();
+  const pages = [];
+  for (let i = 0; i < n; i++) {
+    const p = await ctx.newPage();
+    await p.goto(`${base}/bench/page.html?impl=${impl}${query}`);
+    await p.evaluate(() => window.ready);
+    pages.push(p);
+  }
+  return { ctx, pages };
+}
+
+/** Runs `fn` in every page at the same moment; returns their results. */
+async function together(pages, fn, arg) {
+  const at = Date.now() + 300;
+  return Promise.all(
+    pages.map((p, i) =>
+      p.evaluate(
+        async ([src, at, arg, i]) => {
+          while (Date.now() < at) await new Promise((r) => setTimeout(r, 1));
+          return (0, eval)(`(${src})`)(arg, i);
+        },
+        [fn.toString(), at, arg, i],
+      ),
+    ),
   );
 }
 
+/** Mutual exclusion check over [start, end, mode, who] spans on one name. */
+function check(spans) {
+  const s = [...spans].sort((a, b) => a[0] - b[0]);
+  let violations = 0;
+  let maxReaders = 0;
+  const open = []; // spans still open at the current start
+  for (const span of s) {
+    for (let i = open.length - 1; i >= 0; i--) if (open[i][1] <= span[0]) open.splice(i, 1);
+    const clash = open.some((o) => o[2] === "exclusive" || span[2] === "exclusive");
+    if (clash) violations++;
+    open.push(span);
+    if (span[2] === "shared") maxReaders = Math.max(maxReaders, open.filter((o) => o[2] === "shared").length);
+  }
+  return { violations, maxReaders };
+}
+
+/** Median gap between the end of one holder and the start of the next, when they differ. */
+function handoffs(spans) {
+  const s = [...spans].sort((a, b) => a[0] - b[0]);
+  const gaps = [];
+  for (let i = 1; i < s.length; i++) if (s[i][3] !== s[i - 1][3]) gaps.push(s[i][0] - s[i - 1][1]);
+  const dur = s[s.length - 1][1] - s[0][0];
+  return { median: median(gaps), perSec: (gaps.length / dur) * 1000 };
+}
+
+// A callback body that holds the lock for `hold` ms (busy) and records its span.
+const HOLDER = `(name, mode, hold, who, spans) => navigator.locks.request(name, { mode }, () => {
+  const s = now(); while (now() - s < hold) {} spans.push([s, now(), mode, who]); })`;
+
+// ---- scenarios: each returns { value (the headline), unit, extra, violations } -----------
+
+const scenarios = {
+  1: {
+    title: "uncontended sequential `await request()`",
+    unit: "µs/op",
+    lower: true,
+    async run(impl) {
+      const { ctx, pages } = await tabs(impl, 1);
+      const r = await pages[0].evaluate(async (n) => {
+        const L = navigator.locks;
+        for (let i = 0; i < 200; i++) await L.request("warm", () => {});
+        const t0 = performance.now();
+        for (let i = 0; i < n; i++) await L.request("a", () => {});
+        return ((performance.now() - t0) * 1000) / n;
+      }, QUICK ? 2000 : 10000);
+      await ctx.close();
+      return { value: r, violations: 0 };
+    },
+  },
+  "2a": {
+    title: "1,000 requests queued at once on one name",
+    unit: "ms",
+    lower: true,
+    async run(impl) {
+      const { ctx, pages } = await tabs(impl, 1);
+      const r = await pages[0].evaluate(async (hold) => {
+        const spans = [];
+        const f = eval(hold);
+        const t0 = performance.now();
+        await Promise.all(Array.from({ length: 1000 }, (_, i) => f("one", "exclusive", 0, i, spans)));
+        return { ms: performance.now() - t0, spans };
+      }, HOLDER);
+      await ctx.close();
+      return { value: r.ms, violations: check(r.spans).violations };
+    },
+  },
+  "2b": {
+    title: "1,000 requests on 1,000 distinct names",
+    unit: "ms",
+    lower: true,
+    async run(impl) {
+      const { ctx, pages } = await tabs(impl, 1);
+      const r = await pages[0].evaluate(async () => {
+        const t0 = performance.now();
+        await Promise.all(Array.from({ length: 1000 }, (_, i) => navigator.locks.request(`n${i}`, () => {})));
+        return performance.now() - t0;
+      });
+      await ctx.close();
+      return { value: r, violations: 0 };
+    },
+  },
+  3: {
+    title: "two tabs ping-pong one exclusive lock: median handoff",
+    unit: "ms",
+    lower: true,
+    async run(impl) {
+      const { ctx, pages } = await tabs(impl, 2);
+      const res = await together(
+        pages,
+        async ([hold, n], who) => {
+          const spans = [];
+          const f = eval(hold);
+          for (let i = 0; i < n; i++) await f("pp", "exclusive", 0.02, who, spans);
+          return spans;
+        },
+        [HOLDER, QUICK ? 200 : 500],
+      );
+      await ctx.close();
+      const spans = res.flat();
+      const h = handoffs(spans);
+      return { value: h.median, extra: `${h.perSec.toFixed(0)} handoffs/s`, violations: check(spans).violations };
+    },
+  },
+  4: {
+    title: "8 tabs × 100 requests on one exclusive lock",
+    unit: "grants/s",
+    lower: false,
+    async run(impl) {
+      const { ctx, pages } = await tabs(impl, 8);
+      const res = await together(
+        pages,
+        async (hold, who) => {
+          const spans = [];
+          const f = eval(hold);
+          for (let i = 0; i < 100; i++) await f("x", "exclusive", 0.02, who, spans);
+          return spans;
+        },
+        HOLDER,
+      );
+      await ctx.close();
+      const spans = res.flat();
+      const dur = Math.max(...spans.map((s) => s[1])) - Math.min(...spans.map((s) => s[0]));
+      return { value: (spans.length / dur) * 1000, violations: check(spans).violations, count: spans.length };
+    },
+  },
+  5: {
+    title: "8 tabs shared readers, exclusive writer every 8th request",
+    unit: "grants/s",
+    lower: false,
+    async run(impl) {
+      const { ctx, pages } = await tabs(impl, 8);
+      const res = await together(
+        pages,
+        async (hold, who) => {
+          const spans = [];
+          const f = eval(hold);
+          for (let i = 0; i < 100; i++) await f("rw", (i + who) % 8 === 0 ? "exclusive" : "shared", 0.2, who, spans);
+          return spans;
+        },
+        HOLDER,
+      );
+      await ctx.close();
+      const spans = res.flat();
+      const dur = Math.max(...spans.map((s) => s[1])) - Math.min(...spans.map((s) => s[0]));
+      const c = check(spans);
+      return { value: (spans.length / dur) * 1000, extra: `max ${c.maxReaders} readers at once`, violations: c.violations };
+    },
+  },
+  "6a": {
+    title: "holder tab closed → waiter granted",
+    unit: "ms",
+    lower: true,
+    run: (impl) => death(impl, "close"),
+  },
+  "6b": {
+    title: "holder tab crashed → waiter granted",
+    unit: "ms",
+    lower: true,
+    run: (impl) => death(impl, "crash"),
+  },
+  7: {
+    title: "`query()` with 1,000 held + 1,000 pending",
+    unit: "ms",
+    lower: true,
+    async run(impl) {
+      const { ctx, pages } = await tabs(impl, 1);
+      const r = await pages[0].evaluate(async () => {
+        const L = navigator.locks;
+        const release = [];
+        const held = Array.from({ length: 1000 }, (_, i) => L.request(`q${i}`, () => new Promise((r) => release.push(r))));
+        const pend = Array.from({ length: 1000 }, (_, i) => L.request(`q${i}`, () => {}));
+        while (release.length < 1000) await new Promise((r) => setTimeout(r, 5));
+        await L.query();
+        const times = [];
+        let snap;
+        for (let i = 0; i < 5; i++) {
+          const t0 = performance.now();
+          snap = await L.query();
+          times.push(performance.now() - t0);
+        }
+        release.forEach((r) => r());
+        await Promise.all([...held, ...pend]);
+        times.sort((a, b) => a - b);
+        return { ms: times[2], held: snap.held.length, pending: snap.pending.length };
+      });
+      await ctx.close();
+      const ok = r.held === 1000 && r.pending === 1000;
+      return { value: r.ms, violations: ok ? 0 : 1 };
+    },
+  },
+  8: {
+    title: "navigation start → first lock granted, cold",
+    unit: "ms",
+    lower: true,
+    async run(impl) {
+      const ctx = await browser.newContext();
+      const p = await ctx.newPage();
+      await p.goto(`${base}/bench/page.html?impl=${impl}&cold=1`);
+      await p.waitForFunction(() => window.firstGrant !== undefined, null, { timeout: 10000 });
+      const v = await p.evaluate(() => window.firstGrant);
+      await ctx.close();
+      return { value: v, violations: 0 };
+    },
+  },
+  9: {
+    title: "dedicated worker ↔ its page ping-pong: median handoff",
+    unit: "ms",
+    lower: true,
+    async run(impl) {
+      const { ctx, pages } = await tabs(impl, 1);
+      const spans = await pages[0].evaluate(
+        async ([impl, hold, n]) => {
+          const w = new Worker(`/bench/worker.js?impl=${impl}`);
+          const msg = () => new Promise((r) => w.addEventListener("message", (e) => r(e.data), { once: true }));
+          w.postMessage({ n, name: "wp" });
+          await msg(); // worker ready
+          const f = eval(hold);
+          const mine = [];
+          const theirs = msg();
+          for (let i = 0; i < n; i++) await f("wp", "exclusive", 0, "page", mine);
+          const { spans } = await theirs;
+          w.terminate();
+          return [...mine, ...spans.map(([s, e]) => [s, e, "exclusive", "worker"])];
+        },
+        [impl, HOLDER, QUICK ? 200 : 500],
+      );
+      await ctx.close();
+      const h = handoffs(spans);
+      return { value: h.median, extra: `${h.perSec.toFixed(0)} handoffs/s`, violations: check(spans).violations };
+    },
+  },
+  10: {
+    title: "scale: per-request cost draining n queued requests on one name (1k / 10k / 100k)",
+    unit: "µs/op",
+    lower: true,
+    async run(impl) {
+      const { ctx, pages } = await tabs(impl, 1);
+      const sizes = impl === "native" ? [1000, 10000] : [1000, 10000, 100000];
+      const curve = [];
+      for (const n of sizes) {
+        curve.push(
+          await pages[0].evaluate(async (n) => {
+            const L = navigator.locks;
+            let release;
+            const first = L.request("scale", () => new Promise((r) => (release = r)));
+            const all = Array.from({ length: n }, () => L.request("scale", () => {}));
+            await L.query(); // everything is queued
+            const t0 = performance.now();
+            release();
+            await Promise.all([first, ...all]);
+            return ((performance.now() - t0) * 1000) / n;
+          }, n),
+        );
+      }
+      await ctx.close();
+      return { value: curve[curve.length - 1], extra: sizes.map((n, i) => `${n / 1000}k: ${curve[i].toFixed(1)}`).join(", "), violations: 0 };
+    },
+  },
+};
+
+async function death(impl, how) {
+  const { ctx, pages } = await tabs(impl, 2);
+  const [a, b] = pages;
+  await a.evaluate(() => {
+    navigator.locks.request("d", () => new Promise(() => {}));
+  });
+  await a.waitForFunction(async () => (await navigator.locks.query()).held.length === 1);
+  await b.evaluate(() => {
+    window.granted = null;
+    navigator.locks.request("d", () => {
+      window.granted = now();
+    });
+  });
+  await b.waitForFunction(async () => (await navigator.locks.query()).pending.length === 1);
+  const t0 = Date.now();
+  if (how === "close") await a.close();
+  else {
+    const cdp = await ctx.newCDPSession(a);
+    cdp.send("Page.crash").catch(() => {});
+  }
+  await b.waitForFunction(() => window.granted !== null, null, { timeout: 10000 });
+  const v = (await b.evaluate(() => window.granted)) - t0;
+  await ctx.close();
+  return { value: v, violations: 0 };
+}
+
+// ---- run ---------------------------------------------------------------------------------
+
 const rows = [];
-const samples = { native: [], ours: [] };
-let violations = 0;
-for (let r = 0; r < REPS; r++) {
-  for (const impl of r % 2 ? ["ours", "native"] : ["native", "ours"]) {
-    const res = await uncontended(impl);
-    samples[impl].push(res.us);
-    violations += res.violations;
+let totalViolations = 0;
+for (const [id, sc] of Object.entries(scenarios)) {
+  if (ONLY.length && !ONLY.includes(Number.parseInt(id, 10))) continue;
+  const got = { native: [], ours: [] };
+  const extra = { native: "", ours: "" };
+  let violations = 0;
+  for (let r = 0; r < REPS; r++) {
+    for (const impl of r % 2 ? ["ours", "native"] : ["native", "ours"]) {
+      try {
+        const res = await sc.run(impl);
+        got[impl].push(res.value);
+        extra[impl] = res.extra || "";
+        if (impl === "ours") violations += res.violations;
+        else if (res.violations) extra.native += ` (${res.violations} violations!)`;
+      } catch (e) {
+        got[impl].push(NaN);
+        extra[impl] = `error: ${String(e.message || e).split("\n")[0]}`;
+      }
+    }
+  }
+  const native = median(got.native);
+  const ours = median(got.ours);
+  totalViolations += violations;
+  const ratio = ours / native;
+  rows.push({ id, title: sc.title, unit: sc.unit, lower: sc.lower, native, ours, ratio, violations, extra, samples: got });
+  console.log(`${id} ${sc.title}: native ${native.toFixed(2)} ours ${ours.toFixed(2)} ${sc.unit} (${ratio.toFixed(2)}×) violations ${violations} ${extra.ours}`);
+}
+
+// Scale of the engine itself (native Rust, counting allocator): memory and time per op.
+let scale = "";
+if (!ONLY.length || ONLY.includes(10)) {
+  try {
+    scale = execFileSync("cargo", ["run", "-q", "--release", "--example", "scale"], { cwd: root, encoding: "utf8" });
+  } catch (e) {
+    scale = `(cargo run --example scale failed: ${e.message})`;
   }
 }
-const nat = median(samples.native);
-const ours = median(samples.ours);
-rows.push({ scenario: `1 uncontended sequential request() (${N}×), µs/op`, native: nat, ours, ratio: ours / nat, violations });
 
+const version = browser.version();
 await browser.close();
 server.close();
 
-const version = browser.version ? browser.version() : "";
 const report = {
   date: new Date().toISOString(),
   machine: `${cpus().length} × ${cpus()[0]?.model ?? "cpu"}`,
   browser: `Chromium ${version}`,
   reps: REPS,
   rows,
+  scale,
 };
 writeFileSync(new URL("report.json", import.meta.url), JSON.stringify(report, null, 2) + "\n");
+const fmt = (v) => (Number.isFinite(v) ? (Math.abs(v) >= 100 ? v.toFixed(0) : v.toFixed(2)) : "—");
 const md = [
-  `Benchmark report — ${report.date.slice(0, 10)}, ${report.machine}, ${report.browser}, medians of ${REPS} interleaved reps`,
+  `Reproduce: \`node bench/run.mjs\` (after \`node scripts/build.mjs\`). ${report.date.slice(0, 10)}, ${report.machine}, ${report.browser}, headless; medians of ${REPS} interleaved repetitions.`,
   "",
-  "| scenario | native | ours | ours/native | mutual-exclusion violations |",
-  "|---|---:|---:|---:|---:|",
-  ...rows.map((r) => `| ${r.scenario} | ${r.native.toFixed(1)} | ${r.ours.toFixed(1)} | ${r.ratio.toFixed(2)}× | ${r.violations} |`),
+  "| # | scenario | unit | native | ours | ours / native | better is | ME violations | notes (ours) |",
+  "|---|---|---|---:|---:|---:|---|---:|---|",
+  ...rows.map(
+    (r) =>
+      `| ${r.id} | ${r.title} | ${r.unit} | ${fmt(r.native)} | ${fmt(r.ours)} | ${Number.isFinite(r.ratio) ? r.ratio.toFixed(2) + "×" : "—"} | ${r.lower ? "lower" : "higher"} | ${r.violations} | ${r.extra.ours}${r.extra.native ? ` · native: ${r.extra.native}` : ""} |`,
+  ),
   "",
+  scale ? "Engine scale (native Rust, `cargo run --release --example scale`):\n\n```\n" + scale.trim() + "\n```\n" : "",
 ].join("\n");
 writeFileSync(new URL("report.md", import.meta.url), md);
-console.log(md);
-if (violations) process.exit(1);
+console.log("\n" + md);
+process.exit(totalViolations ? 1 : 0);

@@ -4,7 +4,8 @@
 // Rust (src/arbiter.rs). See the README's "How it works".
 //
 // Names (all carry the protocol version, so two versions never share anything):
-//   BroadcastChannel  PREFIX            the bus: announcements, and client → arbiter
+//   BroadcastChannel  PREFIX            the bus: announcements and candidacies (rare)
+//   BroadcastChannel  PREFIX:a          client → arbiter (only the arbiter listens)
 //   BroadcastChannel  PREFIX:<clientId> arbiter → that client
 //   IndexedDB         PREFIX-leader     the election: the leader keeps a connection open
 //   IndexedDB         PREFIX-c-<id>     one per client: open while the client lives
@@ -206,6 +207,7 @@ export function runArbiter(wasm, { preferred, ports }) {
         const conn = busConns.get(clientId);
         if (conn !== undefined) {
           busConns.delete(clientId);
+          conns.get(conn)?.close?.();
           conns.delete(conn);
         }
       });
@@ -252,14 +254,19 @@ export function runArbiter(wasm, { preferred, ports }) {
       if (d[0] === WHO) return bus.postMessage([ANNOUNCE, epoch, preferred]);
       if (d[0] === CANDIDATE) {
         if (!preferred) stepDown();
-        return;
-      }
-      if (d[0] === ANNOUNCE) {
+      } else if (d[0] === ANNOUNCE) {
         // Another arbiter of a later epoch: we lost the database without noticing
         // (cannot happen while our connection is open); stop serving to be safe.
         if (typeof d[1] === "number" && d[1] > epoch) stepDown();
-        return;
-      }
+      } else stats.garbage++;
+    };
+    // Clients without a port (workers, or no SharedWorker) write here; only the arbiter
+    // listens, so requests are not fanned out to every context of the origin.
+    const inbox = new BroadcastChannel(`${PREFIX}:a`);
+    inbox.onmessage = (e) => {
+      if (stopped) return;
+      const d = e.data;
+      if (!Array.isArray(d)) return void stats.garbage++;
       const [clientId, words] = d;
       if (typeof clientId !== "string" || !(words instanceof Uint16Array)) return void stats.garbage++;
       let conn = busConns.get(clientId);
@@ -267,7 +274,7 @@ export function runArbiter(wasm, { preferred, ports }) {
         conn = host.connect();
         busConns.set(clientId, conn);
         const ch = new BroadcastChannel(`${PREFIX}:${clientId}`);
-        conns.set(conn, { post: (m) => ch.postMessage(m) });
+        conns.set(conn, { post: (m) => ch.postMessage(m), close: () => ch.close() });
         watch(clientId);
       }
       if (!host.handle(conn, words)) stats.garbage++;
@@ -283,6 +290,8 @@ export function runArbiter(wasm, { preferred, ports }) {
         idb().deleteDatabase(`${PREFIX}-a-${epoch}`);
       } catch {}
       bus.onmessage = null;
+      inbox.close();
+      for (const c of conns.values()) c.close?.();
       host.free?.();
       preferredWaiting = false;
       // Queue again behind the preferred host, in case it fails.
@@ -295,6 +304,21 @@ export function runArbiter(wasm, { preferred, ports }) {
   }
 
   run();
+}
+
+/**
+ * Starts what can start before the wasm module is ready: this context's probe database
+ * and, in a window, the SharedWorker (it compiles and wins its election meanwhile).
+ * Resolves to `{ probe, worker }`; `probe` is null where IndexedDB is unusable.
+ */
+export function preconnect(clientId, workerUrl) {
+  let worker = null;
+  if (workerUrl && typeof SharedWorker === "function" && typeof document !== "undefined") {
+    try {
+      worker = new SharedWorker(workerUrl, { name: PREFIX });
+    } catch {}
+  }
+  return holdProbe(clientId).then((probe) => ({ probe, worker }));
 }
 
 /** What tests and the demo can see (`navigator.locks.debug`). */
@@ -311,17 +335,19 @@ export function units(s) {
  * the SharedWorker that leads, else over the bus. Calls `wasm.clientSwitch(epoch)` on
  * every new arbiter so that the client re-registers what it holds and waits for.
  */
-export function connectClient(wasm, clientId, { workerUrl, candidate }) {
+export function connectClient(wasm, clientId, { workerUrl, worker, candidate }) {
   const bus = new BroadcastChannel(PREFIX);
   const inbox = new BroadcastChannel(`${PREFIX}:${clientId}`);
+  let toArbiter = null; // PREFIX:a, opened on first use
   let epoch = 0; // the arbiter we are registered with
   let port = null;
+  let sharedWorker = null;
   let portEpoch = -1; // the epoch our port's SharedWorker leads
   let send = null;
   const state = { clientId, get epoch() { return epoch; }, get via() { return send === sendPort ? "port" : send ? "bus" : "none"; } };
   debug.client = state;
 
-  const sendBus = (words) => bus.postMessage([clientId, words]);
+  const sendBus = (words) => (toArbiter || (toArbiter = new BroadcastChannel(`${PREFIX}:a`))).postMessage([clientId, words]);
   const sendPort = (words) => port.postMessage(words);
   const adopt = (e, viaPort) => {
     if (e <= epoch) return;
@@ -337,13 +363,19 @@ export function connectClient(wasm, clientId, { workerUrl, candidate }) {
   };
   bus.onmessage = (e) => {
     const d = e.data;
-    if (Array.isArray(d) && d[0] === ANNOUNCE && typeof d[1] === "number") adopt(d[1], d[1] === portEpoch);
+    if (!Array.isArray(d) || d[0] !== ANNOUNCE || typeof d[1] !== "number") return;
+    const e2 = d[1];
+    if (!port || e2 === portEpoch) return adopt(e2, e2 === portEpoch);
+    // Our SharedWorker usually is the arbiter and tells us so through the port, which is
+    // the faster path; give it a moment before settling for the bus.
+    setTimeout(() => adopt(e2, e2 === portEpoch), 50);
   };
 
-  const startPort = () => {
+  const startPort = (early) => {
     if (!workerUrl || typeof SharedWorker !== "function") return false;
     try {
-      const w = new SharedWorker(workerUrl, { name: PREFIX });
+      const w = early || new SharedWorker(workerUrl, { name: PREFIX });
+      sharedWorker = w;
       port = w.port;
       port.onmessage = (e) => {
         const d = e.data;
@@ -379,8 +411,19 @@ export function connectClient(wasm, clientId, { workerUrl, candidate }) {
     if (Array.isArray(d) && d[0] === ANNOUNCE && typeof d[1] === "number" && port) watchArbiter(d[1]);
   });
 
-  const hasPort = !candidate && startPort();
-  if (!hasPort) runArbiter(wasm, { preferred: false });
+  // Without a SharedWorker (or if it fails to start), this context runs for arbiter
+  // itself. The election keeps that safe whoever runs; this only restores liveness.
+  let running = false;
+  const runForArbiter = () => {
+    if (running) return;
+    running = true;
+    runArbiter(wasm, { preferred: false });
+  };
+  if (candidate || !startPort(worker)) runForArbiter();
+  else {
+    sharedWorker.onerror = runForArbiter;
+    setTimeout(() => epoch || runForArbiter(), 3000);
+  }
   bus.postMessage([WHO]);
 
   return {

@@ -3,7 +3,7 @@
 // which the Rust bindings (src/bindings) reach the JS world. No work happens at import:
 // nothing here touches a global until `install()` is called, and the wasm module is
 // only fetched on the first call (or when `ready` is read).
-import { connectClient, debug, holdProbe } from "./coord.js";
+import { connectClient, debug, preconnect } from "./coord.js";
 
 const LOCKS = new WeakMap(); // Lock -> [name, mode]
 const MANAGERS = new WeakSet();
@@ -56,18 +56,20 @@ let link = null; // the connection to a remote arbiter, if any
  * - "local": the arbiter runs in this context, so locks are exact but not shared with
  *   other contexts. Used where BroadcastChannel or IndexedDB is missing, or on request.
  */
-async function connect(exports) {
-  clientId = uuid();
-  let local = config.mode === "local" || typeof BroadcastChannel !== "function" || !g.indexedDB;
+function connect([exports, early]) {
   // The probe database must exist before any arbiter hears of us: it is how an arbiter
-  // learns that this context died.
-  if (!local && !(await holdProbe(clientId))) local = true;
+  // learns that this context died. Without it, stay local rather than risk stuck locks.
+  const local = !early || !early.probe;
   debug.mode = local ? "local" : "shared";
   host.local = () => local;
   exports.init(host);
   if (!local) {
     const isWindow = typeof g.document !== "undefined";
-    link = connectClient(exports, clientId, { workerUrl: isWindow ? config.workerUrl : null, candidate: !isWindow });
+    link = connectClient(exports, clientId, {
+      workerUrl: isWindow ? config.workerUrl : null,
+      worker: early.worker,
+      candidate: !isWindow,
+    });
     host.post = link.post;
     if (isWindow && typeof g.addEventListener === "function") {
       // A page that may come back from the back/forward cache keeps its locks (and its
@@ -83,7 +85,10 @@ function load() {
     loading = Promise.resolve()
       .then(() => {
         if (!loader) throw new Error("web-locks-wasm: no wasm loader configured");
-        return loader();
+        clientId = uuid();
+        const shared = config.mode !== "local" && typeof BroadcastChannel === "function" && g.indexedDB;
+        const isWindow = typeof g.document !== "undefined";
+        return Promise.all([loader(), shared ? preconnect(clientId, isWindow && config.workerUrl) : null]);
       })
       .then(connect)
       .then(

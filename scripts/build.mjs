@@ -31,7 +31,7 @@ if (profile === "release") {
 }
 
 // 4. dist/: ESM files (minified, one file each), the glue, the wasm, types.
-const dist = join(root, "dist");
+const dist = process.env.WEB_LOCKS_DIST ? join(root, process.env.WEB_LOCKS_DIST) : join(root, "dist");
 rmSync(dist, { recursive: true, force: true });
 mkdirSync(dist, { recursive: true });
 cpSync(wasm, join(dist, "web_locks_wasm_bg.wasm"));

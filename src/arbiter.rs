@@ -26,6 +26,11 @@ pub struct Arbiter {
     /// Connected clients and their public `clientId` (UTF-16), once they said Hello.
     clients: BTreeMap<ClientId, Rc<[u16]>>,
     by_label: BTreeMap<Rc<[u16]>, ClientId>,
+    /// Connections not yet closed. Anything arriving on a closed one is refused, so a
+    /// message still in flight from a dead context can never register it again.
+    open: BTreeSet<ClientId>,
+    /// `clientId`s known to be dead; a late Hello under one of them is refused.
+    dead: BTreeSet<Rc<[u16]>>,
     next_client: u32,
     /// Recovering: the `clientId`s of live contexts that have not re-registered yet.
     /// While any is missing nothing is granted, since it may hold any lock.
@@ -53,6 +58,7 @@ impl Arbiter {
     pub fn connect(&mut self) -> ClientId {
         let id = ClientId(self.next_client);
         self.next_client = self.next_client.wrapping_add(1);
+        self.open.insert(id);
         id
     }
 
@@ -78,6 +84,7 @@ impl Arbiter {
     /// A context is known to be dead (e.g. its IndexedDB probe fired): its requests are
     /// dropped and its locks released.
     pub fn gone(&mut self, label: &[u16], out: &mut Vec<(ClientId, ArbiterMsg)>) {
+        self.dead.insert(label.into());
         if let Some(client) = self.client(label) {
             self.disconnect(client, out);
         }
@@ -88,6 +95,7 @@ impl Arbiter {
 
     /// The connection is closed: the client's requests are dropped, its locks released.
     pub fn disconnect(&mut self, client: ClientId, out: &mut Vec<(ClientId, ArbiterMsg)>) {
+        self.open.remove(&client);
         self.buffered.retain(|(c, _)| *c != client);
         if let Some(label) = self.clients.remove(&client) {
             self.by_label.remove(&label);
@@ -102,6 +110,10 @@ impl Arbiter {
 
     /// Handles one message from `client`; replies (to it and to others) go to `out`.
     pub fn handle(&mut self, client: ClientId, msg: ClientMsg, out: &mut Vec<(ClientId, ArbiterMsg)>) {
+        if !self.open.contains(&client) {
+            self.rejected += 1;
+            return;
+        }
         match msg {
             ClientMsg::Hello { client: label, restore } => self.hello(client, label, restore, out),
             ClientMsg::Goodbye => self.disconnect(client, out),
@@ -138,7 +150,10 @@ impl Arbiter {
         restore: Vec<crate::protocol::Restored>,
         out: &mut Vec<(ClientId, ArbiterMsg)>,
     ) {
-        if self.clients.contains_key(&client) || self.by_label.contains_key(label.as_slice()) {
+        if self.clients.contains_key(&client)
+            || self.by_label.contains_key(label.as_slice())
+            || self.dead.contains(label.as_slice())
+        {
             self.rejected += 1;
             return;
         }

@@ -4,21 +4,27 @@
 //! A [`Sim`] (in the style of quinn-proto's `Pair::drive`) owns the arbiter, a virtual
 //! clock and an event list. Between 2 and 8 scripted clients request random names and
 //! modes (some `ifAvailable`, some `steal`), hold each grant for a random virtual time and
-//! then send `Release`; some abort while queued; some send `Query`. Every message crosses
-//! the wire codec and a per-client FIFO channel with a random delay. Faults: clients crash
-//! at random times, the arbiter notices only after a random delay (`Arbiter::disconnect`),
-//! a crashed client's in-flight messages are lost or arrive after the disconnect, and a
-//! crashed client may come back as a new client (a reload).
+//! then send `Release`; some abort while queued; some send `Query`. Each client opens its
+//! connection with `Hello`; some leave with `Goodbye`. Every message crosses the wire
+//! codec and a per-client FIFO channel with a random delay. Faults: clients crash at
+//! random times, the arbiter notices only after a random delay (`Arbiter::disconnect`),
+//! a crashed client's channel breaks (the rest of its in-flight messages is lost, or held
+//! back until after the disconnect), and a crashed client may come back as a new client
+//! (a reload).
 //!
 //! Checked, over many seeds of a tiny xorshift generator:
 //! * as the clients saw them, holds of an exclusive lock never overlap any other
-//!   hold of the same name; a stolen holder's hold ends at the steal;
+//!   hold of the same name; a stolen holder's hold ends at the steal; after
+//!   every arbiter step, the engine has no exclusive holder beside another holder;
 //! * among non-steal requests for a name, grants follow arbiter arrival order;
+//! * after every arbiter step, the head of every queue is blocked by the holders;
+//! * `ifAvailable` is granted iff the queue is empty and the mode allows;
 //! * a steal is granted at once;
+//! * a request left waiting gets exactly one `Queued` ack, before its grant;
 //! * every request settles exactly once (granted, unavailable, stolen, aborted) unless
-//!   its client crashed; no message ever contradicts a client's state;
-//! * `query()` never shows a disconnected client; at quiescence the engine is
-//!   empty.
+//!   its client crashed or left; no message ever contradicts a client's state;
+//! * `query()` never shows a disconnected client, nothing on a closed
+//!   connection is served, and at quiescence the engine is empty.
 //!
 //! `SIM_SEEDS=n` changes how many seeds each test runs; `SIM_SEED=s` runs one seed (of
 //! every test) and prints its trace.
@@ -494,11 +500,9 @@ impl Sim {
                 for (request, job, since) in holding {
                     self.end_hold(client, RequestKey { client: id, request }, job, since);
                 }
-                let mut at = self.now + self.rng.range(0, self.p.max_detect);
-                if !self.p.straggle_hello {
-                    // Not before the Hello is in (or lost): see closed_connection_stays_closed.
-                    at = at.max(self.hello_at[client]);
-                }
+                // The arbiter may notice the crash before the client's Hello arrives: a
+                // closed connection stays closed (see closed_connection_stays_closed).
+                let at = self.now + self.rng.range(0, self.p.max_detect);
                 self.detect_at[client] = at;
                 self.schedule(at, Ev::Detect { client });
                 if self.rng.chance(self.p.rebirth) {
@@ -609,8 +613,21 @@ impl Sim {
                     }
                     _ => None,
                 };
+                let new_request = match &msg {
+                    ClientMsg::Request { id: request, .. } => Some(RequestKey { client: id, request: *request }),
+                    _ => None,
+                };
                 let mut out = Vec::new();
                 self.arbiter.handle(id, msg, &mut out);
+                // A request left waiting is acknowledged with its queue position, once.
+                if let Some(key) = new_request.filter(|k| self.arbiter.engine().is_queued(*k)) {
+                    let acks = out
+                        .iter()
+                        .filter(|(c, m)| *c == id && matches!(m, ArbiterMsg::Queued { id, .. } if *id == key.request));
+                    if acks.count() != 1 {
+                        return Err(format!("{key:?} left waiting without one Queued ack: {out:?}"));
+                    }
+                }
                 if let Some((key, grantable)) = try_grantable {
                     let want = if grantable {
                         ArbiterMsg::Granted { id: key.request }
@@ -948,19 +965,15 @@ fn r80_r81_sim_crashes_release_everything() {
     assert!(s.crashes > 100 && s.leaves > 20 && s.lost > 0 && s.rejected > 0, "{s:?}");
 }
 
-/// Arbiter bug (reported): a `Hello` that reaches the arbiter after the host closed its
-/// connection (the context died with the Hello still in flight) registers the dead
-/// context; its requests that follow are served and its locks are never released.
-/// Ignored until fixed: `cargo test --test sim -- --ignored`.
+/// A `Hello` that reaches the arbiter after the host closed its connection (the context
+/// died with the Hello still in flight) must not register the dead context.
 #[test]
-#[ignore = "arbiter: a Hello on a closed connection registers a dead client (reported)"]
 fn r80_sim_hello_after_the_disconnect() {
     run_seeds("hello_after", Profile { crash: 50, straggle: 100, straggle_hello: true, max_detect: 3, ..CALM }, 300);
 }
 
-/// The same bug, minimal: a connection closed before its Hello arrived stays closed.
+/// The same, minimal: a connection closed before its Hello arrived stays closed.
 #[test]
-#[ignore = "arbiter: a Hello on a closed connection registers a dead client (reported)"]
 fn r80_closed_connection_stays_closed() {
     let units = |s: &str| s.encode_utf16().collect::<Vec<u16>>();
     let mut a = Arbiter::new();

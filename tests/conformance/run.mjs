@@ -11,8 +11,8 @@
 // target; {"<full test name>": {"reason": "...", "targets": ["native"]}} only for the listed targets
 // (use this for engine bugs, so that 'ours' must still pass the spec-correct test). Tests of
 // self.__crossContextSuite are reported in their own table; a failure there fails the run for
-// 'native', and for 'ours' only with --enforce-cross-context (the polyfill has one lock space per
-// context in this phase, so cross-context behaviour is informational until it gains sharing).
+// both targets (pass --no-enforce-cross-context to report 'ours' cross-context failures only,
+// e.g. when debugging the single-context mode).
 import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -29,7 +29,7 @@ const PER_TEST_MS = 2000; // enforced in the page/worker harness; the runner onl
 
 // ---------------------------------------------------------------- CLI
 function parseArgs(argv) {
-  const opts = { target: 'both', scope: 'both', grep: '', enforceCross: false, headed: false };
+  const opts = { target: 'both', scope: 'both', grep: '', enforceCross: true, headed: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = () => {
@@ -41,6 +41,7 @@ function parseArgs(argv) {
     else if (a === '--scope' || a.startsWith('--scope=')) opts.scope = val();
     else if (a === '--grep' || a.startsWith('--grep=')) opts.grep = val();
     else if (a === '--enforce-cross-context') opts.enforceCross = true;
+    else if (a === '--no-enforce-cross-context') opts.enforceCross = false;
     else if (a === '--headed') opts.headed = true;
     else if (a === '-h' || a === '--help') usage();
     else usage(`unknown argument ${a}`);

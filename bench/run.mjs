@@ -308,8 +308,14 @@ const scenarios = {
           await pages[0].evaluate(async (n) => {
             const L = navigator.locks;
             let release;
-            const first = L.request("scale", () => new Promise((r) => (release = r)));
+            let held;
+            const got = new Promise((r) => (held = r));
+            const first = L.request("scale", () => new Promise((r) => {
+              release = r;
+              held();
+            }));
             const all = Array.from({ length: n }, () => L.request("scale", () => {}));
+            await got;
             await L.query(); // everything is queued
             const t0 = performance.now();
             release();

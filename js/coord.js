@@ -194,9 +194,17 @@ export function runArbiter(wasm, { preferred, ports }) {
     const host = new wasm.ArbiterHost({
       deliver(conn, words) {
         const c = conns.get(conn);
-        if (c) c.post([epoch, words.slice()]);
+        if (c) c.send(words);
       },
     });
+    const connection = (post, close) => {
+      const c = { send: batcher((batch) => post([epoch, batch])), close };
+      return c;
+    };
+    const feed = (conn, batch) => {
+      const ok = unbatch(batch, (words) => host.handle(conn, words) || stats.garbage++);
+      if (!ok) stats.garbage++;
+    };
     const watch = (clientId) => {
       if (probed.has(clientId)) return;
       probed.add(clientId);
@@ -214,9 +222,19 @@ export function runArbiter(wasm, { preferred, ports }) {
     };
     // Keep a database open for as long as this arbiter lives, so that windows can
     // notice its death (their blocked deleteDatabase goes through) and start another.
+    // Announce once the database that proves this arbiter alive exists: clients ignore
+    // announcements of epochs that have none (a forged message cannot divert them).
+    const announce = () => stopped || bus.postMessage([ANNOUNCE, epoch, preferred]);
     try {
-      open(`${PREFIX}-a-${epoch}`, 1).onsuccess = (e) => (e.target.result.onversionchange = null);
-    } catch {}
+      const req = open(`${PREFIX}-a-${epoch}`, 1);
+      req.onsuccess = () => {
+        req.result.onversionchange = null;
+        announce();
+      };
+      req.onerror = announce;
+    } catch {
+      announce();
+    }
 
     // Recovery: every context that may hold a lock has a probe database. Until each of
     // them re-registered or is found dead, nothing is granted (Rust side).
@@ -237,11 +255,10 @@ export function runArbiter(wasm, { preferred, ports }) {
         const d = e.data;
         if (Array.isArray(d) && d[0] === "H" && typeof d[1] === "string" && conn < 0) {
           conn = host.connect();
-          conns.set(conn, { post: (m) => port.postMessage(m) });
+          conns.set(conn, connection((m) => port.postMessage(m)));
           watch(d[1]);
-        } else if (d instanceof Uint16Array && conn >= 0) {
-          if (!host.handle(conn, d)) stats.garbage++;
-        } else stats.garbage++;
+        } else if (d instanceof Uint16Array && conn >= 0) feed(conn, d);
+        else stats.garbage++;
       };
       port.postMessage(["L", epoch]);
     };
@@ -257,7 +274,8 @@ export function runArbiter(wasm, { preferred, ports }) {
       } else if (d[0] === ANNOUNCE) {
         // Another arbiter of a later epoch: we lost the database without noticing
         // (cannot happen while our connection is open); stop serving to be safe.
-        if (typeof d[1] === "number" && d[1] > epoch) stepDown();
+        // Nothing to do: while our connection to the leader database is open, nobody
+        // else can lead; a later epoch announced here is stale or forged.
       } else stats.garbage++;
     };
     // Clients without a port (workers, or no SharedWorker) write here; only the arbiter
@@ -274,10 +292,16 @@ export function runArbiter(wasm, { preferred, ports }) {
         conn = host.connect();
         busConns.set(clientId, conn);
         const ch = new BroadcastChannel(`${PREFIX}:${clientId}`);
-        conns.set(conn, { post: (m) => ch.postMessage(m), close: () => ch.close() });
+        conns.set(
+          conn,
+          connection(
+            (m) => ch.postMessage(m),
+            () => ch.close(),
+          ),
+        );
         watch(clientId);
       }
-      if (!host.handle(conn, words)) stats.garbage++;
+      feed(conn, words);
     };
 
     stepDown = () => {
@@ -293,13 +317,13 @@ export function runArbiter(wasm, { preferred, ports }) {
       inbox.close();
       for (const c of conns.values()) c.close?.();
       host.free?.();
+      if (debug.arbiter && debug.arbiter.host === host) debug.arbiter = null; // no longer hosting
       preferredWaiting = false;
       // Queue again behind the preferred host, in case it fails.
       setTimeout(() => runArbiter(wasm, { preferred, ports }), 100);
       bus.close();
     };
 
-    bus.postMessage([ANNOUNCE, epoch, preferred]);
     debug.arbiter = { epoch, host, conns };
   }
 
@@ -319,6 +343,55 @@ export function preconnect(clientId, workerUrl) {
     } catch {}
   }
   return holdProbe(clientId).then((probe) => ({ probe, worker }));
+}
+
+/**
+ * Messages sent in one task travel as one postMessage: a Uint16Array of frames, each a
+ * 32-bit length (two words) and the message's words. A burst of 10,000 requests is then
+ * one message instead of 10,000 (which can take the browser down).
+ */
+function batcher(send) {
+  let queue = [];
+  let size = 0;
+  const flush = () => {
+    const batch = new Uint16Array(size);
+    let at = 0;
+    for (const w of queue) {
+      batch[at] = w.length & 0xffff;
+      batch[at + 1] = w.length >>> 16;
+      batch.set(w, at + 2);
+      at += w.length + 2;
+    }
+    queue = [];
+    size = 0;
+    send(batch);
+  };
+  return (words) => {
+    if (!queue.length) queueMicrotask(flush);
+    queue.push(words.slice());
+    size += words.length + 2;
+  };
+}
+
+/** Calls `each(frame)` for every frame of a batch; returns false if it is malformed. */
+function unbatch(batch, each) {
+  if (!(batch instanceof Uint16Array)) return false;
+  for (let at = 0; at < batch.length; ) {
+    const len = batch[at] | (batch[at + 1] << 16);
+    if (len < 0 || at + 2 + len > batch.length) return false;
+    each(batch.subarray(at + 2, at + 2 + len));
+    at += 2 + len;
+  }
+  return true;
+}
+
+async function arbiterExists(epoch) {
+  if (typeof idb().databases !== "function") return true;
+  try {
+    return (await idb().databases()).some((d) => d.name === `${PREFIX}-a-${epoch}`);
+  } catch {
+    return true;
+  }
 }
 
 /** What tests and the demo can see (`navigator.locks.debug`). */
@@ -347,24 +420,37 @@ export function connectClient(wasm, clientId, { workerUrl, worker, candidate }) 
   const state = { clientId, get epoch() { return epoch; }, get via() { return send === sendPort ? "port" : send ? "bus" : "none"; } };
   debug.client = state;
 
-  const sendBus = (words) => (toArbiter || (toArbiter = new BroadcastChannel(`${PREFIX}:a`))).postMessage([clientId, words]);
-  const sendPort = (words) => port.postMessage(words);
+  const sendBus = batcher((batch) =>
+    (toArbiter || (toArbiter = new BroadcastChannel(`${PREFIX}:a`))).postMessage([clientId, batch]),
+  );
+  const sendPort = batcher((batch) => port.postMessage(batch));
+  const receive = (d) => {
+    if (Array.isArray(d) && typeof d[0] === "number" && unbatch(d[1], (w) => wasm.clientReceive(d[0], w))) return;
+    stats.garbage++;
+  };
   const adopt = (e, viaPort) => {
-    if (e <= epoch) return;
+    if (!Number.isInteger(e) || e < 1 || e > 0xffffffff || e <= epoch) return;
     epoch = e;
     send = viaPort ? sendPort : sendBus;
     wasm.clientSwitch(e);
+    if (port) watchArbiter(e);
   };
 
   inbox.onmessage = (e) => {
     const d = e.data;
-    if (Array.isArray(d) && typeof d[0] === "number" && d[1] instanceof Uint16Array) wasm.clientReceive(d[0], d[1]);
-    else stats.garbage++;
+    receive(d);
   };
   bus.onmessage = (e) => {
     const d = e.data;
     if (!Array.isArray(d) || d[0] !== ANNOUNCE || typeof d[1] !== "number") return;
     const e2 = d[1];
+    if (!Number.isInteger(e2) || e2 <= epoch) return;
+    if (e2 !== portEpoch) {
+      // An announcement on the bus is only a claim: an arbiter keeps its database
+      // PREFIX-a-<epoch> open for its whole life, so one that has none does not exist.
+      arbiterExists(e2).then((yes) => yes && (port ? setTimeout(() => adopt(e2, e2 === portEpoch), 50) : adopt(e2, false)));
+      return;
+    }
     if (!port || e2 === portEpoch) return adopt(e2, e2 === portEpoch);
     // Our SharedWorker usually is the arbiter and tells us so through the port, which is
     // the faster path; give it a moment before settling for the bus.
@@ -383,9 +469,7 @@ export function connectClient(wasm, clientId, { workerUrl, worker, candidate }) 
           portEpoch = d[1];
           adopt(d[1], true);
           watchArbiter(d[1]);
-        } else if (Array.isArray(d) && typeof d[0] === "number" && d[1] instanceof Uint16Array) {
-          wasm.clientReceive(d[0], d[1]);
-        }
+        } else receive(d);
       };
       port.postMessage(["H", clientId]);
       return true;
@@ -406,10 +490,6 @@ export function connectClient(wasm, clientId, { workerUrl, worker, candidate }) 
       };
     } catch {}
   };
-  bus.addEventListener("message", (e) => {
-    const d = e.data;
-    if (Array.isArray(d) && d[0] === ANNOUNCE && typeof d[1] === "number" && port) watchArbiter(d[1]);
-  });
 
   // Without a SharedWorker (or if it fails to start), this context runs for arbiter
   // itself. The election keeps that safe whoever runs; this only restores liveness.
@@ -427,7 +507,7 @@ export function connectClient(wasm, clientId, { workerUrl, worker, candidate }) 
   bus.postMessage([WHO]);
 
   return {
-    post: (words) => send && send(words.slice()),
+    post: (words) => send && send(words),
     goodbye() {
       if (send) send(wasm.goodbyeWords());
     },

@@ -39,4 +39,7 @@ node tests/entry/run.mjs
 step "conformance: ours (window + dedicated worker) and Chromium's native"
 node tests/conformance/run.mjs
 
+step "cross-context end-to-end: tabs, frames, workers, crashes, arbiter kills (tests/e2e)"
+node tests/e2e/run.mjs
+
 step "all tests passed"

@@ -71,7 +71,9 @@ impl Arbiter {
     /// that may hold locks or wait for them. Until each has re-registered (Hello) or is
     /// known to be gone ([`Arbiter::gone`]), requests are buffered and nothing is granted.
     pub fn begin_recovery(&mut self, live: impl IntoIterator<Item = Vec<u16>>, out: &mut Vec<(ClientId, ArbiterMsg)>) {
-        self.waiting.extend(live.into_iter().filter(|l| !self.by_label.contains_key(l.as_slice())));
+        let known = |l: &Vec<u16>| self.by_label.contains_key(l.as_slice()) || self.dead.contains(l.as_slice());
+        let live: Vec<Vec<u16>> = live.into_iter().filter(|l| !known(l)).collect();
+        self.waiting.extend(live);
         self.recovering = true;
         self.finish_recovery(out);
     }
@@ -99,8 +101,14 @@ impl Arbiter {
         self.buffered.retain(|(c, _)| *c != client);
         if let Some(label) = self.clients.remove(&client) {
             self.by_label.remove(&label);
-            self.engine.terminate(client, &mut self.effects);
-            self.flush(out);
+            if self.recovering {
+                // A client that has not re-registered yet may hold what this would grant:
+                // only remove; `finish_recovery` grants once everybody is in.
+                self.engine.remove_client(client);
+            } else {
+                self.engine.terminate(client, &mut self.effects);
+                self.flush(out);
+            }
         }
     }
 

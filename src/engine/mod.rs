@@ -304,25 +304,36 @@ impl Engine {
     ///
     /// Spec: <https://w3c.github.io/web-locks/#terminate-remaining-locks-and-requests>
     pub fn terminate(&mut self, client: ClientId, out: &mut Vec<Effect>) {
+        // Removing every request before reprocessing gives the same grants as the spec's
+        // request-by-request order (grantability only grows as entries leave), without
+        // ever granting one of the dying client's own requests.
+        for name in self.remove_client(client) {
+            self.process_the_lock_request_queue(&name, out);
+        }
+    }
+
+    /// Removes every request and lock of `client` without granting anything; returns the
+    /// names whose queues may now move. An arbiter that is still rebuilding its state
+    /// uses this, and grants later with [`Engine::process_all`].
+    pub fn remove_client(&mut self, client: ClientId) -> Vec<ResourceName> {
         let range = RequestKey { client, request: RequestId(0) }..=RequestKey { client, request: RequestId(u64::MAX) };
         let keys: Vec<RequestKey> = self.entries.range(range).map(|(k, _)| *k).collect();
         let mut touched: Vec<ResourceName> = Vec::new();
         for key in keys {
             if let Some(entry) = self.entries.remove(&key) {
                 self.detach(&entry);
-                if touched.last() != Some(&entry.name) {
-                    touched.push(entry.name);
-                }
+                touched.push(entry.name);
             }
         }
-        // Removing every request before reprocessing gives the same grants as the spec's
-        // request-by-request order (grantability only grows as entries leave), without
-        // ever granting one of the dying client's own requests.
-        touched.sort();
+        touched.sort_unstable();
         touched.dedup();
-        for name in touched {
-            self.process_the_lock_request_queue(&name, out);
+        // Drop state left empty; names with waiters stay for the caller to process.
+        for name in &touched {
+            if self.names.get(name).is_some_and(NameState::is_empty) {
+                self.names.remove(name);
+            }
         }
+        touched
     }
 
     /// Spec: <https://w3c.github.io/web-locks/#snapshot-the-lock-state>

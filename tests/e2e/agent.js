@@ -375,7 +375,11 @@
           case 5: return [huge(), "x", null];
           case 6: return Array.from({ length: (r() * 6) | 0 }, () => [r(), "s", null, {}, [], junkWords()][(r() * 6) | 0]);
           case 7: return { 0: "A", 1: 5, length: 2 };
-          case 8: return [String.fromCharCode(word()), huge()];
+          case 8: {
+            // Any one-letter tag but the protocol's own (those are h2's business).
+            const tag = String.fromCharCode(word());
+            return ["A", "C", "?", "H", "L"].includes(tag) ? ["Z", huge()] : [tag, huge()];
+          }
           default: return null;
         }
       };

@@ -53,6 +53,7 @@ export async function startHarness({ headed = false } = {}) {
   const profile = mkdtempSync(join(tmpdir(), "web-locks-e2e-"));
   const args = [...(headed ? [] : ["--headless"]), ...opts.args, "--remote-debugging-port=0", `--user-data-dir=${profile}`, "about:blank"];
   const proc = spawn(opts.executablePath, args, { stdio: ["ignore", "ignore", "pipe"] });
+  process.once("exit", () => proc.exitCode === null && proc.kill()); // even if the run dies
   const ws = await withTimeout(
     new Promise((resolve, reject) => {
       let err = "";
@@ -95,9 +96,14 @@ class Harness {
     await this.browser.close().catch(() => {});
     this.proc.kill(); // the Chromium this harness spawned, by its own handle
     await new Promise((r) => (this.proc.exitCode !== null ? r() : this.proc.once("exit", r)));
-    try {
-      rmSync(this.profile, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
-    } catch {} // a helper process may still be writing; it is a temporary directory anyway
+    for (let i = 0; i < 10; i++) {
+      try {
+        rmSync(this.profile, { recursive: true, force: true });
+        break;
+      } catch {
+        await sleep(200); // a helper process may still be writing there
+      }
+    }
     this.server.close();
   }
   /** Every target the browser knows of (pages, iframes, workers of every kind). */
@@ -132,7 +138,8 @@ class Scene {
     }
     return t;
   }
-  async tabs_(n, prefix = "tab") {
+  /** Opens `n` tabs labelled prefix0..prefix(n-1), one after the other. */
+  async openTabs(n, prefix = "tab") {
     const out = [];
     for (let i = 0; i < n; i++) out.push(await this.tab(`${prefix}${i}`));
     return out;
@@ -310,7 +317,9 @@ export function checkExclusion(records, deaths = {}, { slackMs = CLOCK_SLACK_MS,
         const b = list[j];
         if (b.s >= a.e - slackMs) break; // sorted by start: every later hold starts later still
         if (a.mode === "shared" && b.mode === "shared") continue;
-        violations.push({ name, a: brief(a), b: brief(b), overlapMs: Math.min(a.e, b.e) - b.s });
+        const overlap = Math.min(a.e, b.e) - b.s; // b.s >= a.s
+        if (overlap <= slackMs) continue; // e.g. a 0 ms hold handing over "at the same time"
+        violations.push({ name, a: brief(a), b: brief(b), overlapMs: overlap });
       }
     }
   }

@@ -3,7 +3,9 @@
 // which the Rust bindings (src/bindings) reach the JS world. No work happens at import:
 // nothing here touches a global until `install()` is called, and the wasm module is
 // only fetched on the first call (or when `ready` is read).
-import { connectClient, debug, preconnect } from "./coord.js";
+// Cross-context coordination is imported on first use, not at import: a page that never
+// calls the API pays nothing (and src/bindings' browser tests load this file alone).
+let coord = null;
 
 const LOCKS = new WeakMap(); // Lock -> [name, mode]
 const MANAGERS = new WeakSet();
@@ -60,12 +62,12 @@ function connect([exports, early]) {
   // The probe database must exist before any arbiter hears of us: it is how an arbiter
   // learns that this context died. Without it, stay local rather than risk stuck locks.
   const local = !early || !early.probe;
-  debug.mode = local ? "local" : "shared";
+  coord.debug.mode = local ? "local" : "shared";
   host.local = () => local;
   exports.init(host);
   if (!local) {
     const isWindow = typeof g.document !== "undefined";
-    link = connectClient(exports, clientId, {
+    link = coord.connectClient(exports, clientId, {
       workerUrl: isWindow ? config.workerUrl : null,
       worker: early.worker,
       candidate: !isWindow,
@@ -88,7 +90,10 @@ function load() {
         clientId = uuid();
         const shared = config.mode !== "local" && typeof BroadcastChannel === "function" && g.indexedDB;
         const isWindow = typeof g.document !== "undefined";
-        return Promise.all([loader(), shared ? preconnect(clientId, isWindow && config.workerUrl) : null]);
+        return import("./coord.js").then((m) => {
+          coord = m;
+          return Promise.all([loader(), shared ? m.preconnect(clientId, isWindow && config.workerUrl) : null]);
+        });
       })
       .then(connect)
       .then(
@@ -137,7 +142,7 @@ export const LockManager = webidl(
      */
     get ready() {
       if (!MANAGERS.has(this)) throw invocation();
-      return load().then(() => debug);
+      return load().then(() => coord.debug);
     }
   },
   "LockManager",
@@ -269,7 +274,7 @@ export const host = {
       (e) => onDone(id, false, e),
     );
   },
-  clientId: () => clientId,
+  clientId: () => clientId || (clientId = uuid()),
   local: () => true,
   post: () => {},
   snapshot(held, pending) {

@@ -36,16 +36,22 @@ export function holdProbe(clientId) {
   return new Promise((resolve) => {
     try {
       const req = open(`${PREFIX}-c-${clientId}`, 1);
-      req.onsuccess = () => {
-        const db = req.result;
-        db.onversionchange = null; // stay open: the probe must stay blocked while we live
-        resolve(db);
-      };
+      req.onsuccess = () => resolve(keepOpen(req.result));
       req.onerror = req.onblocked = () => resolve(null);
     } catch {
       resolve(null);
     }
   });
+}
+
+// Connections that must stay open for as long as this context lives. An IDBDatabase that
+// nothing references can be garbage-collected, and that closes its connection: the
+// arbiter would then take a live context for dead.
+const held = new Set();
+function keepOpen(db) {
+  held.add(db);
+  db.onversionchange = () => {}; // ignore: the probe must stay blocked while we live
+  return db;
 }
 
 /** Calls `onDead` once the context holding `${PREFIX}-c-${clientId}` is gone, then deletes it. */
@@ -74,7 +80,11 @@ function probe(clientId, onDead) {
       req.result.close();
       dead();
     };
-    req.onerror = dead;
+    // Any other failure says nothing about the client: never release on it; ask again.
+    req.onerror = (e) => {
+      e.preventDefault();
+      if (!fired) setTimeout(() => probe(clientId, onDead), 1000);
+    };
   } catch {
     // No IndexedDB here: liveness then rests on goodbyes.
   }
@@ -111,8 +121,7 @@ function campaign() {
         const db = req.result;
         if (cancelled) return db.close();
         if (upgraded && version !== undefined) {
-          db.onversionchange = null; // a leader ignores the candidates it blocks
-          resolve([db, db.version]);
+          resolve([keepOpen(db), db.version]); // a leader ignores the candidates it blocks
         } else {
           // Someone else took this version, or we only read the current one: queue for
           // the next; it stays blocked while that leader lives.
@@ -202,8 +211,13 @@ export function runArbiter(wasm, { preferred, ports }) {
       return c;
     };
     const feed = (conn, batch) => {
-      const ok = unbatch(batch, (words) => host.handle(conn, words) || stats.garbage++);
-      if (!ok) stats.garbage++;
+      try {
+        const ok = unbatch(batch, (words) => host.handle(conn, words) || stats.garbage++);
+        if (!ok) stats.garbage++;
+      } catch (e) {
+        bus.postMessage(["E", String(e && e.stack ? e.stack : e)]);
+        throw e;
+      }
     };
     const watch = (clientId) => {
       if (probed.has(clientId)) return;
@@ -228,7 +242,7 @@ export function runArbiter(wasm, { preferred, ports }) {
     try {
       const req = open(`${PREFIX}-a-${epoch}`, 1);
       req.onsuccess = () => {
-        req.result.onversionchange = null;
+        keepOpen(req.result);
         announce();
       };
       req.onerror = announce;
@@ -310,6 +324,8 @@ export function runArbiter(wasm, { preferred, ports }) {
       stats.abdications++;
       serve = null;
       leaderDb.close();
+      held.delete(leaderDb);
+      for (const db of held) if (db.name === `${PREFIX}-a-${epoch}`) (db.close(), held.delete(db));
       try {
         idb().deleteDatabase(`${PREFIX}-a-${epoch}`);
       } catch {}
@@ -406,9 +422,11 @@ export function units(s) {
 /**
  * Connects this context's client to whichever arbiter leads: through `port` when it is
  * the SharedWorker that leads, else over the bus. Calls `wasm.clientSwitch(epoch)` on
- * every new arbiter so that the client re-registers what it holds and waits for.
+ * every new arbiter so that the client re-registers what it holds and waits for. When
+ * `wasm` is the client-only module, `arbiter()` fetches the full one, should this context
+ * have to host the arbiter.
  */
-export function connectClient(wasm, clientId, { workerUrl, worker, candidate }) {
+export function connectClient(wasm, clientId, { workerUrl, worker, candidate, arbiter }) {
   const bus = new BroadcastChannel(PREFIX);
   const inbox = new BroadcastChannel(`${PREFIX}:${clientId}`);
   let toArbiter = null; // PREFIX:a, opened on first use
@@ -442,6 +460,7 @@ export function connectClient(wasm, clientId, { workerUrl, worker, candidate }) 
   };
   bus.onmessage = (e) => {
     const d = e.data;
+    if (Array.isArray(d) && d[0] === "E") console.error("web-locks-wasm arbiter error:", d[1]);
     if (!Array.isArray(d) || d[0] !== ANNOUNCE || typeof d[1] !== "number") return;
     const e2 = d[1];
     if (!Number.isInteger(e2) || e2 <= epoch) return;
@@ -497,7 +516,11 @@ export function connectClient(wasm, clientId, { workerUrl, worker, candidate }) 
   const runForArbiter = () => {
     if (running) return;
     running = true;
-    runArbiter(wasm, { preferred: false });
+    // The client-only module has no arbiter in it: fetch the full one to host it.
+    (wasm.ArbiterHost ? Promise.resolve(wasm) : arbiter()).then(
+      (full) => runArbiter(full, { preferred: false }),
+      () => (running = false),
+    );
   };
   if (candidate || !startPort(worker)) runForArbiter();
   else {

@@ -50,6 +50,10 @@ const backlog = []; // calls made before the module was ready, in call order
 const config = { workerUrl: null, mode: "auto" };
 let clientId = null;
 let link = null; // the connection to a remote arbiter, if any
+// This context's probe database (coord.js holdProbe). Referenced for as long as the
+// context lives: an unreferenced IDBDatabase is garbage-collected, which closes it, and
+// the arbiter would take this live context for dead and release its locks.
+let probe = null;
 
 /**
  * How this context reaches the other contexts of its origin:
@@ -62,15 +66,21 @@ function connect([exports, early]) {
   // The probe database must exist before any arbiter hears of us: it is how an arbiter
   // learns that this context died. Without it, stay local rather than risk stuck locks.
   const local = !early || !early.probe;
+  if (!local) probe = early.probe;
   coord.debug.mode = local ? "local" : "shared";
   host.local = () => local;
   exports.init(host);
+  // The glue's own entry points: the package's wasm has short export names, so those that
+  // init() handed over (the module's raw exports, which src/bindings' tests rely on) are
+  // not the ones to call here.
+  host.wire(exports);
   if (!local) {
     const isWindow = typeof g.document !== "undefined";
     link = coord.connectClient(exports, clientId, {
       workerUrl: isWindow ? config.workerUrl : null,
       worker: early.worker,
       candidate: !isWindow,
+      arbiter: () => loader(true),
     });
     host.post = link.post;
     if (isWindow && typeof g.addEventListener === "function") {
@@ -90,11 +100,19 @@ function load() {
         clientId = uuid();
         const shared = config.mode !== "local" && typeof BroadcastChannel === "function" && g.indexedDB;
         const isWindow = typeof g.document !== "undefined";
+        // A window whose arbiter runs in the SharedWorker loads the client half of the
+        // wasm only; a context that may host the arbiter (local mode, workers, windows
+        // without SharedWorker) loads the full module.
+        const clientOnly = shared && isWindow && !!config.workerUrl && typeof SharedWorker === "function";
         return import("./coord.js").then((m) => {
           coord = m;
-          return Promise.all([loader(), shared ? m.preconnect(clientId, isWindow && config.workerUrl) : null]);
+          return Promise.all([loader(!clientOnly), shared ? m.preconnect(clientId, isWindow && config.workerUrl) : null]);
         });
       })
+      // Local after all (no probe database): the in-context arbiter is in the full module.
+      .then(([exports, early]) =>
+        exports.ArbiterHost || (early && early.probe) ? [exports, early] : loader(true).then((full) => [full, early]),
+      )
       .then(connect)
       .then(
         (exports) => {
@@ -148,7 +166,11 @@ export const LockManager = webidl(
   "LockManager",
 );
 
-/** Configures how the wasm module is fetched; called once by each entry point. */
+/**
+ * Configures how the wasm module is fetched; called once by each entry point. `fn(full)`
+ * resolves to the exports of the full module (client and arbiter) when `full`, else to
+ * those of the client-only one, or of the full one where there is no other.
+ */
 export function setLoader(fn) {
   loader = fn;
 }
@@ -204,6 +226,25 @@ function uuid() {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
+// What `host.get` reads and `host.error` makes, by the numbers src/bindings uses.
+const KEYS = ["ifAvailable", "mode", "signal", "steal"];
+const MODES = [null, "exclusive", "shared"];
+const ERRORS = [
+  "2 arguments required",
+  "options is not an object",
+  "mode is not a valid LockMode",
+  "signal is not an AbortSignal",
+  "callback is not a function",
+  ["The document is not active.", "InvalidStateError"],
+  ["Access to the Locks API is denied in this context.", "SecurityError"],
+  ["Names cannot start with '-'.", "NotSupportedError"],
+  ["The 'steal' and 'ifAvailable' options cannot be used together.", "NotSupportedError"],
+  ["The 'steal' option may only be used with 'exclusive' locks.", "NotSupportedError"],
+  ["The 'signal' and 'steal' options cannot be used together.", "NotSupportedError"],
+  ["The 'signal' and 'ifAvailable' options cannot be used together.", "NotSupportedError"],
+  ["Lock broken by another request with the 'steal' option.", "AbortError"],
+];
+
 export const host = {
   str: (v) => `${v}`,
   units(s) {
@@ -216,7 +257,11 @@ export const host = {
     for (let i = 0; i < u.length; i += 8192) s += String.fromCharCode.apply(null, u.subarray(i, i + 8192));
     return s;
   },
-  get: (o, k) => o[k],
+  get: (o, k) => o[KEYS[k]],
+  modeOf(v) {
+    const s = `${v}`;
+    return s === "exclusive" ? 1 : s === "shared" ? 2 : 0;
+  },
   isObject: (v) => (typeof v === "object" && v !== null) || typeof v === "function",
   isSignal(v) {
     try {
@@ -237,8 +282,10 @@ export const host = {
     return !d || (!g.closed && d.defaultView === g);
   },
   opaque: () => g.origin === "null",
-  typeError: (m) => new TypeError(m),
-  domex: (m, n) => new DOMException(m, n),
+  error(code) {
+    const e = ERRORS[code];
+    return typeof e === "string" ? new TypeError(e) : new DOMException(e[0], e[1]);
+  },
   defer() {
     const d = {};
     d.p = new Promise((res, rej) => {
@@ -261,7 +308,7 @@ export const host = {
     let arg = null;
     if (mode) {
       arg = Object.create(Lock.prototype);
-      LOCKS.set(arg, [name, mode === 1 ? "exclusive" : "shared"]);
+      LOCKS.set(arg, [name, MODES[mode]]);
     }
     let p;
     try {
@@ -277,19 +324,15 @@ export const host = {
   clientId: () => clientId || (clientId = uuid()),
   local: () => true,
   post: () => {},
-  snapshot(held, pending) {
-    const list = (flat) => {
-      const out = [];
-      // Web IDL dictionaries list their members in lexicographic order.
-      for (let i = 0; i < flat.length; i += 3) out.push({ clientId: flat[i + 2], mode: flat[i + 1], name: flat[i] });
-      return out;
-    };
-    return { held: list(held), pending: list(pending) };
+  snapshot: () => ({ held: [], pending: [] }),
+  entry(snapshot, pending, name, mode, client) {
+    // Web IDL dictionaries list their members in lexicographic order.
+    (pending ? snapshot.pending : snapshot.held).push({ clientId: host.fromUnits(client), mode: MODES[mode], name: host.fromUnits(name) });
   },
-  wire(task, done, abort) {
-    onTask = task;
-    onDone = done;
-    onAbort = abort;
+  wire(exports) {
+    onTask = exports.task;
+    onDone = exports.done;
+    onAbort = exports.abort;
   },
 };
 

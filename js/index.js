@@ -10,9 +10,14 @@ import {
   setLoader,
 } from "./core.js";
 
-setLoader(async () => {
-  const glue = await import("./web_locks_wasm.js");
-  await glue.default({ module_or_path: new URL("./web_locks_wasm_bg.wasm", import.meta.url) });
+// Two wasm modules: the full one, and the client half for windows whose arbiter runs in
+// the SharedWorker (about half the bytes). Literal URLs, so that bundlers copy both.
+setLoader(async (full) => {
+  const glue = full ? await import("./web_locks_wasm.js") : await import("./web_locks_client.js");
+  const url = full
+    ? new URL("./web_locks_wasm_bg.wasm", import.meta.url)
+    : new URL("./web_locks_client_bg.wasm", import.meta.url);
+  await glue.default({ module_or_path: url });
   return glue;
 });
 // The arbiter's SharedWorker is the package's classic script; bundlers that understand

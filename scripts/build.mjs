@@ -1,11 +1,11 @@
 // Builds the npm package into dist/ (exactly what `npm pack` publishes, with package.json
-// and README.md): the wasm module, the ESM ponyfill and auto entry, the classic script,
+// and README.md): the wasm modules, the ESM ponyfill and auto entry, the classic script,
 // and the type declarations. Run through `npm run build` (scripts/setup.sh installs the
 // toolchain first).
 import { execFileSync } from "node:child_process";
 import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync, statSync } from "node:fs";
 import { gzipSync } from "node:zlib";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as esbuild from "esbuild";
 
@@ -13,41 +13,93 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const run = (cmd, args) => execFileSync(cmd, args, { cwd: root, stdio: "inherit" });
 const profile = process.env.WEB_LOCKS_PROFILE || "release";
 
-// 1. Rust → wasm.
-run("cargo", ["build", "--lib", "--target", "wasm32-unknown-unknown", `--${profile}`].filter((a) => a !== "--dev"));
-const dir = profile === "dev" ? "debug" : profile;
-const raw = join(root, "target/wasm32-unknown-unknown", dir, "web_locks_wasm.wasm");
-
-// 2. JS glue (ESM, `--target web`).
+// WEB_LOCKS_DIST builds elsewhere (e.g. build/dist-size), leaving dist/ alone.
+const dist = process.env.WEB_LOCKS_DIST ? join(root, process.env.WEB_LOCKS_DIST) : join(root, "dist");
 const pkg = join(root, "build/pkg");
 rmSync(pkg, { recursive: true, force: true });
-run("wasm-bindgen", ["--target", "web", "--no-typescript", "--out-dir", pkg, raw]);
 
-// 3. wasm-opt from npm binaryen (Debian's 108 corrupts wasm-bindgen 0.2.130 output).
+// 1–3. Two wasm modules: the full one (client and arbiter: local mode, workers, the
+// SharedWorker, elected windows) and the client half, for windows whose arbiter runs in
+// the SharedWorker. Each is built without the standard library (feature `slim`), in its
+// own target dir so that both stay cached, then gets its JS glue (ESM, `--target web`)
+// and npm binaryen's wasm-opt (Debian's 108 corrupts wasm-bindgen 0.2.130 output).
+const MODULES = [
+  { name: "web_locks_wasm", cargo: ["--features", "slim"], targetDir: "target" },
+  { name: "web_locks_client", cargo: ["--no-default-features", "--features", "slim"], targetDir: "target/client" },
+];
+const dir = profile === "dev" ? "debug" : profile;
+for (const m of MODULES) {
+  const build = ["build", "--lib", "--target", "wasm32-unknown-unknown", "--target-dir", m.targetDir, ...m.cargo];
+  run("cargo", profile === "dev" ? build : [...build, `--${profile}`]);
+  const raw = join(root, m.targetDir, "wasm32-unknown-unknown", dir, "web_locks_wasm.wasm");
+  run("wasm-bindgen", ["--target", "web", "--no-typescript", "--out-dir", pkg, "--out-name", m.name, raw]);
+  const wasm = join(pkg, `${m.name}_bg.wasm`);
+  if (profile === "release") {
+    const features = ["bulk-memory", "nontrapping-float-to-int", "sign-ext", "mutable-globals", "reference-types", "multivalue"];
+    const opt = ["-Oz", ...features.map((f) => `--enable-${f}`)];
+    // A copy that keeps the function names, for `node scripts/size.mjs --breakdown`.
+    const named = join(root, "build/names", basename(dist));
+    mkdirSync(named, { recursive: true });
+    run(join(root, "node_modules/.bin/wasm-opt"), [...opt, "-g", wasm, "-o", join(named, `${m.name}_bg.wasm`)]);
+    run(join(root, "node_modules/.bin/wasm-opt"), [...opt, "--strip-debug", "--strip-producers", wasm, "-o", wasm]);
+    shortenNames(m.name, features);
+  }
+}
 const wasm = join(pkg, "web_locks_wasm_bg.wasm");
-if (profile === "release") {
-  const features = ["bulk-memory", "nontrapping-float-to-int", "sign-ext", "mutable-globals", "reference-types", "multivalue"];
-  run(join(root, "node_modules/.bin/wasm-opt"), ["-Oz", ...features.map((f) => `--enable-${f}`), "--strip-debug", "--strip-producers", wasm, "-o", wasm]);
+
+/**
+ * wasm-bindgen names every import after its module file and a 16-digit hash, and each
+ * name is in the wasm and again in the glue (about 1.3 KB gzipped per module): wasm-opt
+ * renames imports, exports and the import module to a letter or two and prints the
+ * mapping, with which the glue is rewritten here. Checked against the module itself.
+ */
+function shortenNames(name, features) {
+  const wasmFile = join(pkg, `${name}_bg.wasm`);
+  const glueFile = join(pkg, `${name}.js`);
+  const args = [...features.map((f) => `--enable-${f}`), "--minify-imports-and-exports-and-modules", wasmFile, "-o", wasmFile];
+  const mapping = JSON.parse(execFileSync(join(root, "node_modules/.bin/wasm-opt"), args, { cwd: root, encoding: "utf8" }));
+  const module = new WebAssembly.Module(readFileSync(wasmFile));
+  const imports = WebAssembly.Module.imports(module);
+  const exports = new Set(WebAssembly.Module.exports(module).map((e) => e.name));
+  const moduleNames = new Set(imports.map((i) => i.module));
+  if (moduleNames.size !== 1) throw new Error(`${name}: expected one import module, got ${[...moduleNames]}`);
+  const renamedImports = new Map(mapping.imports.map(([, from, to]) => [from, to]));
+  const renamedExports = new Map(mapping.exports);
+  let glue = readFileSync(glueFile, "utf8");
+  // One pass each, so that a new name is never renamed again.
+  glue = glue.replace(/^( {8})(\w+): function/gm, (all, indent, key) =>
+    renamedImports.has(key) ? `${indent}${renamedImports.get(key)}: function` : all,
+  );
+  glue = glue.replace(/\bwasm\.(\w+)\b/g, (all, key) => (renamedExports.has(key) ? `wasm.${renamedExports.get(key)}` : all));
+  const moduleKey = `"./${name}_bg.js":`;
+  if (!glue.includes(moduleKey)) throw new Error(`${name}: the glue names no import module ${moduleKey}`);
+  glue = glue.replace(moduleKey, `${JSON.stringify([...moduleNames][0])}:`);
+  // Every export the glue uses exists, and every import it provides is one the module has.
+  for (const [, used] of glue.matchAll(/\bwasm\.(\w+)/g)) {
+    if (!exports.has(used)) throw new Error(`${name}: the glue uses a missing export ${used}`);
+  }
+  const provided = new Set([...glue.matchAll(/^ {8}(\w+): function/gm)].map((m) => m[1]));
+  for (const i of imports) if (!provided.has(i.name)) throw new Error(`${name}: the glue does not provide import ${i.name}`);
+  writeFileSync(glueFile, glue);
 }
 
 // 4. dist/: ESM files (minified, one file each), the glue, the wasm, types.
-const dist = process.env.WEB_LOCKS_DIST ? join(root, process.env.WEB_LOCKS_DIST) : join(root, "dist");
 rmSync(dist, { recursive: true, force: true });
 mkdirSync(dist, { recursive: true });
-cpSync(wasm, join(dist, "web_locks_wasm_bg.wasm"));
+for (const m of MODULES) cpSync(join(pkg, `${m.name}_bg.wasm`), join(dist, `${m.name}_bg.wasm`));
 const minify = profile === "release";
 for (const [src, out] of [
   ["js/core.js", "core.js"],
   ["js/coord.js", "coord.js"],
   ["js/index.js", "index.js"],
   ["js/auto.js", "auto.js"],
-  ["build/pkg/web_locks_wasm.js", "web_locks_wasm.js"],
+  ...MODULES.map((m) => [`build/pkg/${m.name}.js`, `${m.name}.js`]),
 ]) {
   await esbuild.build({ entryPoints: [join(root, src)], outfile: join(dist, out), format: "esm", minify, target: "es2020", logLevel: "warning" });
 }
 for (const f of ["index.d.ts", "auto.d.ts"]) cpSync(join(root, "js", f), join(dist, f));
 
-// 5. The classic script, wasm inlined as base64.
+// 5. The classic script, wasm inlined as hex (see js/classic.js).
 await esbuild.build({
   entryPoints: [join(root, "js/classic.js")],
   bundle: true,
@@ -55,7 +107,7 @@ await esbuild.build({
   format: "iife",
   minify,
   target: "es2020",
-  define: { __WASM_BASE64__: JSON.stringify(readFileSync(wasm).toString("base64")), "import.meta.url": '""' },
+  define: { __WASM_HEX__: JSON.stringify(readFileSync(wasm).toString("hex")), "import.meta.url": '""' },
   logLevel: "warning",
 });
 
@@ -63,4 +115,7 @@ const size = (f) => {
   const b = readFileSync(join(dist, f));
   return `${f}: ${b.length} B (${gzipSync(b, { level: 9 }).length} B gzipped)`;
 };
-for (const f of ["web_locks_wasm_bg.wasm", "web_locks_wasm.js", "core.js", "index.js", "web-locks.js"]) console.log(size(f));
+for (const f of ["web_locks_wasm_bg.wasm", "web_locks_wasm.js", "web_locks_client_bg.wasm", "web_locks_client.js", "core.js", "coord.js", "index.js", "web-locks.js"]) {
+  console.log(size(f));
+}
+console.log("(the bytes each kind of context loads: node scripts/size.mjs)");

@@ -13,6 +13,9 @@ step "format, lints, docs"
 cargo fmt --check
 cargo clippy --all-targets -q -- -D warnings
 cargo clippy --lib --tests --target wasm32-unknown-unknown -q -- -D warnings
+# The package's two wasm modules: no_std (feature slim), with and without the arbiter.
+cargo clippy --lib --target wasm32-unknown-unknown --features slim -q -- -D warnings
+cargo clippy --lib --target wasm32-unknown-unknown --no-default-features --features slim -q -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -q
 
 step "purity: engine, protocol and arbiter use no browser bindings and no clock"
@@ -29,6 +32,9 @@ wasm-pack test --headless --chrome --mode no-install
 
 step "build the package (dist/)"
 node scripts/build.mjs
+
+step "size budget: the bytes a page and a worker load (size-budget.json)"
+node scripts/size.mjs
 
 step "types against lib.dom"
 node_modules/.bin/tsc -p tests/types

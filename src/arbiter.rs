@@ -6,10 +6,11 @@
 //! degenerate arbiter); cross-context hosts feed it the same [`ClientMsg`]s.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::rc::Rc;
+use alloc::rc::Rc;
+use alloc::vec::Vec;
 
 use crate::engine::{ClientId, Effect, Engine, LockInfo, RequestKey};
+use crate::map::{IdMap, NameMap};
 use crate::protocol::{ArbiterMsg, ClientMsg, WireLockInfo};
 
 /// Owns one engine and the clients connected to it.
@@ -24,17 +25,17 @@ use crate::protocol::{ArbiterMsg, ClientMsg, WireLockInfo};
 pub struct Arbiter {
     engine: Engine,
     /// Connected clients and their public `clientId` (UTF-16), once they said Hello.
-    clients: BTreeMap<ClientId, Rc<[u16]>>,
-    by_label: BTreeMap<Rc<[u16]>, ClientId>,
+    clients: IdMap<ClientId, Rc<[u16]>>,
+    by_label: NameMap<ClientId>,
     /// Connections not yet closed. Anything arriving on a closed one is refused, so a
     /// message still in flight from a dead context can never register it again.
-    open: BTreeSet<ClientId>,
+    open: IdMap<ClientId, ()>,
     /// `clientId`s known to be dead; a late Hello under one of them is refused.
-    dead: BTreeSet<Rc<[u16]>>,
+    dead: NameMap<()>,
     next_client: u32,
     /// Recovering: the `clientId`s of live contexts that have not re-registered yet.
     /// While any is missing nothing is granted, since it may hold any lock.
-    waiting: BTreeSet<Vec<u16>>,
+    waiting: NameMap<()>,
     recovering: bool,
     /// Messages that arrived while recovering, replayed in order afterwards.
     buffered: Vec<(ClientId, ClientMsg)>,
@@ -58,7 +59,7 @@ impl Arbiter {
     pub fn connect(&mut self) -> ClientId {
         let id = ClientId(self.next_client);
         self.next_client = self.next_client.wrapping_add(1);
-        self.open.insert(id);
+        self.open.insert(id, ());
         id
     }
 
@@ -71,9 +72,11 @@ impl Arbiter {
     /// that may hold locks or wait for them. Until each has re-registered (Hello) or is
     /// known to be gone ([`Arbiter::gone`]), requests are buffered and nothing is granted.
     pub fn begin_recovery(&mut self, live: impl IntoIterator<Item = Vec<u16>>, out: &mut Vec<(ClientId, ArbiterMsg)>) {
-        let known = |l: &Vec<u16>| self.by_label.contains_key(l.as_slice()) || self.dead.contains(l.as_slice());
-        let live: Vec<Vec<u16>> = live.into_iter().filter(|l| !known(l)).collect();
-        self.waiting.extend(live);
+        for label in live {
+            if !self.by_label.contains_key(&label) && !self.dead.contains_key(&label) {
+                self.waiting.insert(label.into(), ());
+            }
+        }
         self.recovering = true;
         self.finish_recovery(out);
     }
@@ -86,20 +89,20 @@ impl Arbiter {
     /// A context is known to be dead (e.g. its IndexedDB probe fired): its requests are
     /// dropped and its locks released.
     pub fn gone(&mut self, label: &[u16], out: &mut Vec<(ClientId, ArbiterMsg)>) {
-        self.dead.insert(label.into());
+        self.dead.insert(label.into(), ());
         if let Some(client) = self.client(label) {
             self.disconnect(client, out);
         }
-        if self.waiting.remove(label) {
+        if self.waiting.remove(label).is_some() {
             self.finish_recovery(out);
         }
     }
 
     /// The connection is closed: the client's requests are dropped, its locks released.
     pub fn disconnect(&mut self, client: ClientId, out: &mut Vec<(ClientId, ArbiterMsg)>) {
-        self.open.remove(&client);
+        self.open.remove(client);
         self.buffered.retain(|(c, _)| *c != client);
-        if let Some(label) = self.clients.remove(&client) {
+        if let Some(label) = self.clients.remove(client) {
             self.by_label.remove(&label);
             if self.recovering {
                 // A client that has not re-registered yet may hold what this would grant:
@@ -118,7 +121,7 @@ impl Arbiter {
 
     /// Handles one message from `client`; replies (to it and to others) go to `out`.
     pub fn handle(&mut self, client: ClientId, msg: ClientMsg, out: &mut Vec<(ClientId, ArbiterMsg)>) {
-        if !self.open.contains(&client) {
+        if !self.open.contains_key(client) {
             self.rejected += 1;
             return;
         }
@@ -126,7 +129,7 @@ impl Arbiter {
             ClientMsg::Hello { client: label, restore } => self.hello(client, label, restore, out),
             ClientMsg::Goodbye => self.disconnect(client, out),
             _ if self.recovering => self.buffered.push((client, msg)),
-            _ if !self.clients.contains_key(&client) => self.rejected += 1,
+            _ if !self.clients.contains_key(client) => self.rejected += 1,
             ClientMsg::Request { id, name, mode, flags } => {
                 let key = RequestKey { client, request: id };
                 if self.engine.request(key, name.into(), mode, flags, &mut self.effects).is_err() {
@@ -141,7 +144,7 @@ impl Arbiter {
                 let wire = |i: &LockInfo| WireLockInfo {
                     name: i.name.to_vec(),
                     mode: i.mode,
-                    client: self.clients.get(&i.client).map(|c| c.to_vec()).unwrap_or_default(),
+                    client: self.clients.get(i.client).map(|c| c.to_vec()).unwrap_or_default(),
                 };
                 let held = snap.held.iter().map(wire).collect();
                 let pending = snap.pending.iter().map(wire).collect();
@@ -158,10 +161,7 @@ impl Arbiter {
         restore: Vec<crate::protocol::Restored>,
         out: &mut Vec<(ClientId, ArbiterMsg)>,
     ) {
-        if self.clients.contains_key(&client)
-            || self.by_label.contains_key(label.as_slice())
-            || self.dead.contains(label.as_slice())
-        {
+        if self.clients.contains_key(client) || self.by_label.contains_key(&label) || self.dead.contains_key(&label) {
             self.rejected += 1;
             return;
         }
@@ -178,7 +178,7 @@ impl Arbiter {
                 self.rejected += 1;
             }
         }
-        if self.waiting.remove(&*label) || !self.recovering {
+        if self.waiting.remove(&label).is_some() || !self.recovering {
             self.finish_recovery(out);
         }
     }
@@ -194,7 +194,7 @@ impl Arbiter {
             self.engine.process_all(&mut self.effects);
             self.flush(out);
         }
-        for (client, msg) in std::mem::take(&mut self.buffered) {
+        for (client, msg) in core::mem::take(&mut self.buffered) {
             self.handle(client, msg, out);
         }
     }

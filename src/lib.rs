@@ -7,9 +7,24 @@
 //! - [`arbiter`]: owns one engine and maps connected clients onto it, sans-IO;
 //! - `bindings` (wasm32 only): the `LockManager` that script calls.
 
+// The package's wasm module (feature `slim`, see Cargo.toml) links no standard library:
+// panics then trap at once instead of formatting a message nobody reads.
+#![cfg_attr(all(target_arch = "wasm32", feature = "slim"), no_std)]
+
+extern crate alloc;
+
 pub mod arbiter;
 pub mod engine;
+#[cfg_attr(not(all(target_arch = "wasm32", feature = "slim")), allow(dead_code))]
+mod heap;
+mod map;
 pub mod protocol;
 
 #[cfg(target_arch = "wasm32")]
 pub mod bindings;
+
+#[cfg(all(target_arch = "wasm32", feature = "slim"))]
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    core::arch::wasm32::unreachable()
+}

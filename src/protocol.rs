@@ -6,6 +6,9 @@
 //! or from another protocol version decodes to a [`DecodeError`], never a panic.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+use alloc::vec;
+use alloc::vec::Vec;
+
 use crate::engine::{LockMode, RequestFlags, RequestId};
 
 /// Bumped on any incompatible change; also part of channel and worker names, so two

@@ -3,6 +3,7 @@
 //! IndexedDB probes, the election; it feeds messages in, and replies leave through
 //! `io.deliver(connection, words)`.
 
+use alloc::vec::Vec;
 use wasm_bindgen::prelude::*;
 
 use crate::arbiter::Arbiter;

@@ -19,16 +19,24 @@
 //! the client only ever talks to it through [`ClientMsg`]/[`ArbiterMsg`], so the arbiter
 //! can move to another context without touching the client logic.
 
-use std::cell::RefCell;
-use std::collections::BTreeMap;
+use alloc::vec::Vec;
+#[cfg(feature = "arbiter")]
+use alloc::{boxed::Box, vec};
+use core::cell::RefCell;
 
 use wasm_bindgen::prelude::*;
 
+#[cfg(feature = "arbiter")]
 use crate::arbiter::Arbiter;
-use crate::engine::{ClientId, LockMode, RequestFlags, RequestId};
-use crate::protocol::{ArbiterMsg, ClientMsg, Restored, WireLockInfo};
+#[cfg(feature = "arbiter")]
+use crate::engine::ClientId;
+use crate::engine::{LockMode, RequestFlags, RequestId};
+use crate::map::IdMap;
+use crate::protocol::{ArbiterMsg, ClientMsg, Restored};
 
+#[cfg(feature = "arbiter")]
 mod host;
+#[cfg(feature = "arbiter")]
 pub use host::ArbiterHost;
 
 #[wasm_bindgen]
@@ -41,11 +49,14 @@ extern "C" {
     fn to_dom_string(this: &Host, v: &JsValue) -> Result<JsValue, JsValue>;
     #[wasm_bindgen(method)]
     fn units(this: &Host, s: &JsValue) -> Vec<u16>;
-    #[wasm_bindgen(method, js_name = fromUnits)]
-    fn from_units(this: &Host, u: &[u16]) -> JsValue;
-    /// `obj[key]`, running getters (which may throw).
+    /// `obj[key]`, running getters (which may throw); `key` indexes the option names
+    /// (`KEY_*`), so that no string crosses.
     #[wasm_bindgen(method, catch)]
-    fn get(this: &Host, obj: &JsValue, key: &str) -> Result<JsValue, JsValue>;
+    fn get(this: &Host, obj: &JsValue, key: u8) -> Result<JsValue, JsValue>;
+    /// A `mode` option converted to a `DOMString` (may throw) and looked up: `MODE_*`, or
+    /// `MODE_NULL` when it names no `LockMode`.
+    #[wasm_bindgen(method, catch, js_name = modeOf)]
+    fn mode_of(this: &Host, v: &JsValue) -> Result<u8, JsValue>;
     #[wasm_bindgen(method, js_name = isObject)]
     fn is_object(this: &Host, v: &JsValue) -> bool;
     /// A brand check: a real `AbortSignal`, from any realm.
@@ -61,10 +72,9 @@ extern "C" {
     /// `true` when no lock manager can be obtained: an opaque origin.
     #[wasm_bindgen(method)]
     fn opaque(this: &Host) -> bool;
-    #[wasm_bindgen(method, js_name = typeError)]
-    fn type_error(this: &Host, msg: &str) -> JsValue;
+    /// The `TypeError` or `DOMException` numbered `code` (`ERR_*`; the messages are in JS).
     #[wasm_bindgen(method)]
-    fn domex(this: &Host, msg: &str, name: &str) -> JsValue;
+    fn error(this: &Host, code: u8) -> JsValue;
     /// A new `{promise, resolve, reject}` record.
     #[wasm_bindgen(method)]
     fn defer(this: &Host) -> JsValue;
@@ -88,12 +98,15 @@ extern "C" {
     fn invoke(this: &Host, callback: &JsValue, name: &JsValue, mode: u8, id: f64);
     #[wasm_bindgen(method, js_name = clientId)]
     fn client_id(this: &Host) -> JsValue;
-    /// Builds a `LockManagerSnapshot` from flat `[name, mode, clientId, …]` lists.
+    /// A new, empty `LockManagerSnapshot`.
     #[wasm_bindgen(method)]
-    fn snapshot(this: &Host, held: Vec<JsValue>, pending: Vec<JsValue>) -> JsValue;
-    /// Hands the host the three entry points it calls back.
+    fn snapshot(this: &Host) -> JsValue;
+    /// Appends `{ clientId, mode, name }` to the snapshot's `held` (or `pending`) list.
     #[wasm_bindgen(method)]
-    fn wire(this: &Host, task: JsValue, done: JsValue, abort: JsValue);
+    fn entry(this: &Host, snapshot: &JsValue, pending: bool, name: &[u16], mode: u8, client: &[u16]);
+    /// Hands the host this module's exports, whose `task`, `done` and `abort` it calls.
+    #[wasm_bindgen(method)]
+    fn wire(this: &Host, exports: JsValue);
     /// `true`: the arbiter runs in this context (no cross-context coordination).
     #[wasm_bindgen(method)]
     fn local(this: &Host) -> bool;
@@ -106,6 +119,34 @@ extern "C" {
 const MODE_NULL: u8 = 0;
 const MODE_EXCLUSIVE: u8 = 1;
 const MODE_SHARED: u8 = 2;
+
+/// The option names that `Host::get` reads (`KEYS` in js/core.js).
+const KEY_IF_AVAILABLE: u8 = 0;
+const KEY_MODE: u8 = 1;
+const KEY_SIGNAL: u8 = 2;
+const KEY_STEAL: u8 = 3;
+
+/// The errors that `Host::error` makes (`ERRORS` in js/core.js, same order).
+const ERR_ARGUMENTS: u8 = 0; // TypeError: 2 arguments required
+const ERR_OPTIONS: u8 = 1; // TypeError: options is not an object
+const ERR_MODE: u8 = 2; // TypeError: mode is not a valid LockMode
+const ERR_SIGNAL: u8 = 3; // TypeError: signal is not an AbortSignal
+const ERR_CALLBACK: u8 = 4; // TypeError: callback is not a function
+const ERR_NOT_ACTIVE: u8 = 5; // InvalidStateError
+const ERR_OPAQUE: u8 = 6; // SecurityError
+const ERR_DASH: u8 = 7; // NotSupportedError: names cannot start with '-'
+const ERR_STEAL_IF_AVAILABLE: u8 = 8; // NotSupportedError
+const ERR_STEAL_SHARED: u8 = 9; // NotSupportedError
+const ERR_SIGNAL_STEAL: u8 = 10; // NotSupportedError
+const ERR_SIGNAL_IF_AVAILABLE: u8 = 11; // NotSupportedError
+const ERR_STOLEN: u8 = 12; // AbortError: broken by a steal
+
+fn mode_code(mode: LockMode) -> u8 {
+    match mode {
+        LockMode::Exclusive => MODE_EXCLUSIVE,
+        LockMode::Shared => MODE_SHARED,
+    }
+}
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Phase {
@@ -139,7 +180,9 @@ struct Request {
 
 /// Where the arbiter is.
 enum Transport {
-    /// In this context: no other context shares the lock space.
+    /// In this context: no other context shares the lock space. (Only in the full module:
+    /// js/core.js never loads the client-only one in local mode.)
+    #[cfg(feature = "arbiter")]
     Local(Box<Arbiter>, ClientId),
     /// Elsewhere, reached through `host.post`; `epoch` identifies the arbiter instance
     /// this client registered with (0: none yet, requests wait for one).
@@ -152,17 +195,24 @@ struct Client {
     client_id: JsValue,
     next_request: u64,
     next_query: u32,
-    requests: BTreeMap<u64, Request>,
-    queries: BTreeMap<u32, JsValue>,
+    requests: IdMap<u64, Request>,
+    queries: IdMap<u32, JsValue>,
+    #[cfg(feature = "arbiter")]
     inbox: Vec<(ClientId, ArbiterMsg)>,
 }
 
-thread_local! {
-    static CLIENT: RefCell<Option<Client>> = const { RefCell::new(None) };
-}
+/// This context's client. A plain static rather than `thread_local!`, which needs std.
+struct Global(RefCell<Option<Client>>);
+
+// Sound only in a module with one thread: wasm32 without the `atomics` target feature.
+// (With it, this impl is missing and the static below does not compile.)
+#[cfg(not(target_feature = "atomics"))]
+unsafe impl Sync for Global {}
+
+static CLIENT: Global = Global(RefCell::new(None));
 
 fn with<R>(f: impl FnOnce(&mut Client) -> R) -> Option<R> {
-    CLIENT.with(|c| c.try_borrow_mut().ok()?.as_mut().map(f))
+    CLIENT.0.try_borrow_mut().ok()?.as_mut().map(f)
 }
 
 /// Connects this context. Idempotent; call once before anything else.
@@ -171,32 +221,43 @@ pub fn init(host: Host) {
     if with(|_| ()).is_some() {
         return;
     }
-    host.wire(
-        Closure::<dyn FnMut(f64)>::new(|id: f64| run_task(id as u64)).into_js_value(),
-        Closure::<dyn FnMut(f64, bool, JsValue)>::new(|id: f64, ok, v| done(id as u64, ok, v)).into_js_value(),
-        Closure::<dyn FnMut(f64)>::new(|id: f64| abort(id as u64)).into_js_value(),
-    );
+    // The host calls back through this module's exports (`task`, `done`, `abort`), not
+    // through closures, whose glue costs more than the calls themselves.
+    host.wire(wasm_bindgen::exports());
     let client_id = host.client_id();
-    let transport = if host.local() {
-        let mut arbiter = Box::new(Arbiter::new());
-        let me = arbiter.connect();
-        let mut ignored = Vec::new();
-        arbiter.handle(me, ClientMsg::Hello { client: host.units(&client_id), restore: vec![] }, &mut ignored);
-        Transport::Local(arbiter, me)
-    } else {
-        Transport::Remote { epoch: 0 }
-    };
+    let transport = local(&host, &client_id).unwrap_or(Transport::Remote { epoch: 0 });
     let client = Client {
         host,
         transport,
         client_id,
         next_request: 1,
         next_query: 1,
-        requests: BTreeMap::new(),
-        queries: BTreeMap::new(),
+        requests: IdMap::default(),
+        queries: IdMap::default(),
+        #[cfg(feature = "arbiter")]
         inbox: Vec::new(),
     };
-    CLIENT.with(|c| *c.borrow_mut() = Some(client));
+    if let Ok(mut c) = CLIENT.0.try_borrow_mut() {
+        *c = Some(client);
+    }
+}
+
+/// The arbiter in this context, when the host asks for one.
+#[cfg(feature = "arbiter")]
+fn local(host: &Host, client_id: &JsValue) -> Option<Transport> {
+    if !host.local() {
+        return None;
+    }
+    let mut arbiter = Box::new(Arbiter::new());
+    let me = arbiter.connect();
+    let mut ignored = Vec::new();
+    arbiter.handle(me, ClientMsg::Hello { client: host.units(client_id), restore: vec![] }, &mut ignored);
+    Some(Transport::Local(arbiter, me))
+}
+
+#[cfg(not(feature = "arbiter"))]
+fn local(_: &Host, _: &JsValue) -> Option<Transport> {
+    None
 }
 
 /// A (new) arbiter of this `epoch` is reachable through `host.post`: register with it,
@@ -245,7 +306,7 @@ struct Args {
 /// member order (ifAvailable, mode, signal, steal).
 fn convert(host: &Host, argc: u32, a0: &JsValue, a1: &JsValue, a2: &JsValue) -> Result<Args, JsValue> {
     if argc < 2 {
-        return Err(host.type_error("2 arguments required"));
+        return Err(host.error(ERR_ARGUMENTS));
     }
     let name = host.to_dom_string(a0)?;
     let (options, callback) = if argc == 2 { (&JsValue::UNDEFINED, a1) } else { (a1, a2) };
@@ -253,28 +314,28 @@ fn convert(host: &Host, argc: u32, a0: &JsValue, a1: &JsValue, a2: &JsValue) -> 
         Args { name, mode: LockMode::Exclusive, flags: RequestFlags::default(), signal: None, callback: JsValue::NULL };
     if !options.is_undefined() && !options.is_null() {
         if !host.is_object(options) {
-            return Err(host.type_error("options is not an object"));
+            return Err(host.error(ERR_OPTIONS));
         }
-        args.flags.if_available = host.get(options, "ifAvailable")?.is_truthy();
-        let mode = host.get(options, "mode")?;
+        args.flags.if_available = host.get(options, KEY_IF_AVAILABLE)?.is_truthy();
+        let mode = host.get(options, KEY_MODE)?;
         if !mode.is_undefined() {
-            args.mode = match host.to_dom_string(&mode)?.as_string().as_deref() {
-                Some("exclusive") => LockMode::Exclusive,
-                Some("shared") => LockMode::Shared,
-                _ => return Err(host.type_error("mode is not a valid LockMode")),
+            args.mode = match host.mode_of(&mode)? {
+                MODE_EXCLUSIVE => LockMode::Exclusive,
+                MODE_SHARED => LockMode::Shared,
+                _ => return Err(host.error(ERR_MODE)),
             };
         }
-        let signal = host.get(options, "signal")?;
+        let signal = host.get(options, KEY_SIGNAL)?;
         if !signal.is_undefined() {
             if !host.is_signal(&signal) {
-                return Err(host.type_error("signal is not an AbortSignal"));
+                return Err(host.error(ERR_SIGNAL));
             }
             args.signal = Some(signal);
         }
-        args.flags.steal = host.get(options, "steal")?.is_truthy();
+        args.flags.steal = host.get(options, KEY_STEAL)?.is_truthy();
     }
     if !callback.is_function() {
-        return Err(host.type_error("callback is not a function"));
+        return Err(host.error(ERR_CALLBACK));
     }
     args.callback = callback.clone();
     Ok(args)
@@ -283,10 +344,10 @@ fn convert(host: &Host, argc: u32, a0: &JsValue, a1: &JsValue, a2: &JsValue) -> 
 /// Spec request() steps 3–4 (also query()'s): `InvalidStateError`, `SecurityError`.
 fn check_context(host: &Host) -> Result<(), JsValue> {
     if !host.active() {
-        return Err(host.domex("The document is not active.", "InvalidStateError"));
+        return Err(host.error(ERR_NOT_ACTIVE));
     }
     if host.opaque() {
-        return Err(host.domex("Access to the Locks API is denied in this context.", "SecurityError"));
+        return Err(host.error(ERR_OPAQUE));
     }
     Ok(())
 }
@@ -294,22 +355,22 @@ fn check_context(host: &Host) -> Result<(), JsValue> {
 /// Spec request() steps 3–9, in order.
 fn validate(host: &Host, args: &Args, units: &[u16]) -> Result<(), JsValue> {
     check_context(host)?;
-    let not_supported = |msg| Err(host.domex(msg, "NotSupportedError"));
+    let not_supported = |code| Err(host.error(code));
     if units.first() == Some(&0x2D) {
-        return not_supported("Names cannot start with '-'.");
+        return not_supported(ERR_DASH);
     }
     if args.flags.steal && args.flags.if_available {
-        return not_supported("The 'steal' and 'ifAvailable' options cannot be used together.");
+        return not_supported(ERR_STEAL_IF_AVAILABLE);
     }
     if args.flags.steal && args.mode != LockMode::Exclusive {
-        return not_supported("The 'steal' option may only be used with 'exclusive' locks.");
+        return not_supported(ERR_STEAL_SHARED);
     }
     if let Some(signal) = &args.signal {
         if args.flags.steal {
-            return not_supported("The 'signal' and 'steal' options cannot be used together.");
+            return not_supported(ERR_SIGNAL_STEAL);
         }
         if args.flags.if_available {
-            return not_supported("The 'signal' and 'ifAvailable' options cannot be used together.");
+            return not_supported(ERR_SIGNAL_IF_AVAILABLE);
         }
         if host.aborted(signal) {
             return Err(host.reason(signal));
@@ -389,9 +450,10 @@ impl Client {
     /// yet, nothing is sent: [`Client::switch`] sends the state when one appears.
     fn send(&mut self, msg: ClientMsg) {
         match &mut self.transport {
+            #[cfg(feature = "arbiter")]
             Transport::Local(arbiter, me) => {
                 let me = *me;
-                let mut inbox = std::mem::take(&mut self.inbox);
+                let mut inbox = core::mem::take(&mut self.inbox);
                 arbiter.handle(me, msg, &mut inbox);
                 for (to, msg) in inbox.drain(..) {
                     if to == me {
@@ -405,18 +467,19 @@ impl Client {
         }
     }
 
+    #[cfg_attr(not(feature = "arbiter"), allow(irrefutable_let_patterns))]
     fn switch(&mut self, epoch: u32) {
         let Transport::Remote { epoch: current } = &mut self.transport else { return };
         *current = epoch;
         let mut restore = Vec::new();
         let mut resend = Vec::new();
-        for (id, r) in &self.requests {
+        for (id, r) in self.requests.iter() {
             let position = match (r.phase, r.position) {
                 (Phase::Granted | Phase::Running { held: true }, _) => None,
                 (Phase::Queued, Some(p)) => Some(p),
                 (Phase::Queued, None) => {
                     resend.push(ClientMsg::Request {
-                        id: RequestId(*id),
+                        id: RequestId(id),
                         name: r.units.clone(),
                         mode: r.mode,
                         flags: r.flags,
@@ -425,14 +488,14 @@ impl Client {
                 }
                 _ => continue,
             };
-            restore.push(Restored { id: RequestId(*id), name: r.units.clone(), mode: r.mode, position });
+            restore.push(Restored { id: RequestId(id), name: r.units.clone(), mode: r.mode, position });
         }
         let client = self.host.units(&self.client_id);
         self.send(ClientMsg::Hello { client, restore });
         for msg in resend {
             self.send(msg);
         }
-        let queries: Vec<u32> = self.queries.keys().copied().collect();
+        let queries: Vec<u32> = self.queries.iter().map(|(id, _)| id).collect();
         for id in queries {
             self.send(ClientMsg::Query { id });
         }
@@ -441,11 +504,11 @@ impl Client {
     fn receive(&mut self, msg: ArbiterMsg) {
         match msg {
             ArbiterMsg::Queued { id, position } => {
-                if let Some(r) = self.requests.get_mut(&id.0) {
+                if let Some(r) = self.requests.get_mut(id.0) {
                     r.position = Some(position);
                 }
             }
-            ArbiterMsg::Granted { id } => match self.requests.get_mut(&id.0) {
+            ArbiterMsg::Granted { id } => match self.requests.get_mut(id.0) {
                 Some(r) if r.phase == Phase::Queued => {
                     r.phase = Phase::Granted;
                     self.host.task(id.0 as f64);
@@ -454,30 +517,26 @@ impl Client {
                 _ => self.send(ClientMsg::Release { id }),
             },
             ArbiterMsg::Unavailable { id } => {
-                if let Some(r) = self.requests.get_mut(&id.0) {
+                if let Some(r) = self.requests.get_mut(id.0) {
                     r.phase = Phase::Unavailable;
                     self.host.task(id.0 as f64);
                 }
             }
             ArbiterMsg::Stolen { id } => {
-                if let Some(r) = self.requests.get_mut(&id.0) {
+                if let Some(r) = self.requests.get_mut(id.0) {
                     r.phase = Phase::Broken;
-                    let e = self.host.domex("Lock broken by another request with the 'steal' option.", "AbortError");
+                    let e = self.host.error(ERR_STOLEN);
                     self.host.settle(&r.deferred, false, &e);
                 }
             }
             ArbiterMsg::Snapshot { id, held, pending } => {
-                if let Some(deferred) = self.queries.remove(&id) {
-                    let flat = |list: Vec<WireLockInfo>| -> Vec<JsValue> {
-                        let mut v = Vec::with_capacity(list.len() * 3);
+                if let Some(deferred) = self.queries.remove(id) {
+                    let snap = self.host.snapshot();
+                    for (pending, list) in [(false, held), (true, pending)] {
                         for i in list {
-                            v.push(self.host.from_units(&i.name));
-                            v.push(JsValue::from_str(mode_str(i.mode)));
-                            v.push(self.host.from_units(&i.client));
+                            self.host.entry(&snap, pending, &i.name, mode_code(i.mode), &i.client);
                         }
-                        v
-                    };
-                    let snap = self.host.snapshot(flat(held), flat(pending));
+                    }
                     self.host.settle(&deferred, true, &snap);
                 }
             }
@@ -485,30 +544,21 @@ impl Client {
     }
 }
 
-fn mode_str(mode: LockMode) -> &'static str {
-    match mode {
-        LockMode::Exclusive => "exclusive",
-        LockMode::Shared => "shared",
-    }
-}
-
-/// The spec's callback step, run in a task of its own after a grant or an unavailable.
-fn run_task(id: u64) {
+/// The spec's callback step, run in a task of its own after a grant or an unavailable
+/// (`host.task(id)` calls it).
+#[doc(hidden)]
+#[wasm_bindgen(js_name = task)]
+pub fn run_task(id: f64) {
+    let id = id as u64;
     let call = with(|c| {
-        let r = c.requests.get_mut(&id)?;
+        let r = c.requests.get_mut(id)?;
         let (mode, held) = match r.phase {
-            Phase::Granted => (
-                match r.mode {
-                    LockMode::Exclusive => MODE_EXCLUSIVE,
-                    LockMode::Shared => MODE_SHARED,
-                },
-                true,
-            ),
+            Phase::Granted => (mode_code(r.mode), true),
             Phase::Unavailable => (MODE_NULL, false),
             // Stolen before its callback ran: the promise is already rejected, and the
             // callback is skipped (spec gap 5: a lock no longer held is never handed out).
             Phase::Broken => {
-                c.requests.remove(&id);
+                c.requests.remove(id);
                 return None;
             }
             _ => return None,
@@ -529,9 +579,12 @@ fn run_task(id: u64) {
 
 /// The callback's promise settled: release (if held), then settle the request's promise
 /// with the same outcome, so that it settles after the release was processed.
-fn done(id: u64, ok: bool, value: JsValue) {
+#[doc(hidden)]
+#[wasm_bindgen]
+pub fn done(id: f64, ok: bool, value: JsValue) {
+    let id = id as u64;
     with(|c| {
-        let Some(r) = c.requests.remove(&id) else {
+        let Some(r) = c.requests.remove(id) else {
             return;
         };
         // Stolen while running (Broken): the promise was rejected already and the arbiter
@@ -547,13 +600,16 @@ fn done(id: u64, ok: bool, value: JsValue) {
 
 /// The request's signal fired: before the callback runs, reject with `signal.reason`
 /// and withdraw the request; afterwards it is ignored.
-fn abort(id: u64) {
+#[doc(hidden)]
+#[wasm_bindgen]
+pub fn abort(id: f64) {
+    let id = id as u64;
     with(|c| {
-        let Some(r) = c.requests.get(&id) else { return };
+        let Some(r) = c.requests.get(id) else { return };
         if !matches!(r.phase, Phase::Queued | Phase::Granted) {
             return;
         }
-        let Some(r) = c.requests.remove(&id) else {
+        let Some(r) = c.requests.remove(id) else {
             return;
         };
         if let Some((signal, token)) = &r.signal {

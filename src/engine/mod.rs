@@ -21,8 +21,10 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use std::collections::BTreeMap;
-use std::rc::Rc;
+use alloc::rc::Rc;
+use alloc::vec::Vec;
+
+use crate::map::{IdKey, IdMap, NameMap};
 
 #[cfg(all(test, not(target_arch = "wasm32")))]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
@@ -49,6 +51,25 @@ pub struct RequestId(pub u64);
 pub struct RequestKey {
     pub client: ClientId,
     pub request: RequestId,
+}
+
+/// Ordered by client first, like the derived `Ord`.
+impl IdKey for RequestKey {
+    fn id(self) -> u128 {
+        u128::from(self.client.0) << 64 | u128::from(self.request.0)
+    }
+    fn from_id(id: u128) -> Self {
+        RequestKey { client: ClientId((id >> 64) as u32), request: RequestId(id as u64) }
+    }
+}
+
+impl IdKey for ClientId {
+    fn id(self) -> u128 {
+        u128::from(self.0)
+    }
+    fn from_id(id: u128) -> Self {
+        ClientId(id as u32)
+    }
 }
 
 /// Spec: <https://w3c.github.io/web-locks/#enumdef-lockmode>
@@ -127,11 +148,11 @@ struct Entry {
 #[derive(Debug, Default)]
 struct NameState {
     /// The lock request queue: position → request. Steals take `head - 1`, others `tail`.
-    queue: BTreeMap<i64, RequestKey>,
+    queue: IdMap<i64, RequestKey>,
     head: i64,
     tail: i64,
     /// Held locks with this name, in grant order.
-    held: BTreeMap<u64, (RequestKey, LockMode)>,
+    held: IdMap<u64, (RequestKey, LockMode)>,
     exclusive_held: usize,
 }
 
@@ -153,10 +174,10 @@ impl NameState {
 /// The lock manager of one origin (one storage bucket).
 #[derive(Debug, Default)]
 pub struct Engine {
-    names: BTreeMap<ResourceName, NameState>,
+    names: NameMap<NameState>,
     /// Every queued or held request; ordered by client first, so one client's requests
     /// form a contiguous range (used by [`Engine::terminate`]).
-    entries: BTreeMap<RequestKey, Entry>,
+    entries: IdMap<RequestKey, Entry>,
     grants: u64,
 }
 
@@ -176,12 +197,12 @@ impl Engine {
 
     /// Whether `key` is currently held.
     pub fn is_held(&self, key: RequestKey) -> bool {
-        matches!(self.entries.get(&key), Some(Entry { place: Place::Held(_), .. }))
+        matches!(self.entries.get(key), Some(Entry { place: Place::Held(_), .. }))
     }
 
     /// Whether `key` is currently waiting in a queue.
     pub fn is_queued(&self, key: RequestKey) -> bool {
-        matches!(self.entries.get(&key), Some(Entry { place: Place::Queued(_), .. }))
+        matches!(self.entries.get(key), Some(Entry { place: Place::Queued(_), .. }))
     }
 
     /// Spec: <https://w3c.github.io/web-locks/#request-a-lock> (the steps run on the lock
@@ -197,15 +218,17 @@ impl Engine {
         if flags.steal && (flags.if_available || mode != LockMode::Exclusive) {
             return Err(EngineError::InvalidFlags);
         }
-        if self.entries.contains_key(&key) {
+        if self.entries.contains_key(key) {
             return Err(EngineError::DuplicateRequest);
         }
-        let state = self.names.entry(name.clone()).or_default();
+        let Some(state) = self.names.get_or_insert_with(&name, NameState::default) else {
+            return Ok(()); // Unreachable: the map is never broken.
+        };
         let position = if flags.steal {
             // Evict every holder of the name, whatever its mode or client, then go to the
             // head of the queue.
-            for (_, (victim, _)) in std::mem::take(&mut state.held) {
-                self.entries.remove(&victim);
+            for (_, &(victim, _)) in core::mem::take(&mut state.held).iter() {
+                self.entries.remove(victim);
                 out.push(Effect::Stolen(victim));
             }
             state.exclusive_held = 0;
@@ -237,10 +260,12 @@ impl Engine {
     /// nothing. Conflicting claims are kept as they are: they can only come from a steal
     /// whose victim never heard of it, and the spec lets a victim's callback run on.
     pub fn restore_held(&mut self, key: RequestKey, name: ResourceName, mode: LockMode) -> Result<(), EngineError> {
-        if self.entries.contains_key(&key) {
+        if self.entries.contains_key(key) {
             return Err(EngineError::DuplicateRequest);
         }
-        let state = self.names.entry(name.clone()).or_default();
+        let Some(state) = self.names.get_or_insert_with(&name, NameState::default) else {
+            return Ok(()); // Unreachable: the map is never broken.
+        };
         self.grants = self.grants.wrapping_add(1);
         state.held.insert(self.grants, (key, mode));
         if mode == LockMode::Exclusive {
@@ -260,11 +285,13 @@ impl Engine {
         mode: LockMode,
         position: i64,
     ) -> Result<(), EngineError> {
-        if self.entries.contains_key(&key) {
+        if self.entries.contains_key(key) {
             return Err(EngineError::DuplicateRequest);
         }
-        let state = self.names.entry(name.clone()).or_default();
-        if state.queue.contains_key(&position) {
+        let Some(state) = self.names.get_or_insert_with(&name, NameState::default) else {
+            return Ok(()); // Unreachable: the map is never broken.
+        };
+        if state.queue.contains_key(position) {
             return Err(EngineError::DuplicateRequest);
         }
         state.queue.insert(position, key);
@@ -276,7 +303,7 @@ impl Engine {
 
     /// Grants whatever is grantable, name by name (after a restore).
     pub fn process_all(&mut self, out: &mut Vec<Effect>) {
-        let names: Vec<ResourceName> = self.names.keys().cloned().collect();
+        let names: Vec<ResourceName> = self.names.iter().map(|(name, _)| name.clone()).collect();
         for name in names {
             self.process_the_lock_request_queue(&name, out);
         }
@@ -291,7 +318,7 @@ impl Engine {
     /// Spec: <https://w3c.github.io/web-locks/#release-the-lock>,
     /// <https://w3c.github.io/web-locks/#abort-the-request>
     pub fn release(&mut self, key: RequestKey, out: &mut Vec<Effect>) -> bool {
-        let Some(entry) = self.entries.remove(&key) else {
+        let Some(entry) = self.entries.remove(key) else {
             return false;
         };
         self.detach(&entry);
@@ -313,20 +340,22 @@ impl Engine {
     }
 
     /// Removes every request and lock of `client` without granting anything; returns the
-    /// names whose queues may now move. An arbiter that is still rebuilding its state
-    /// uses this, and grants later with [`Engine::process_all`].
+    /// names whose queues may now move, in name order. An arbiter that is still rebuilding
+    /// its state uses this, and grants later with [`Engine::process_all`].
     pub fn remove_client(&mut self, client: ClientId) -> Vec<ResourceName> {
-        let range = RequestKey { client, request: RequestId(0) }..=RequestKey { client, request: RequestId(u64::MAX) };
-        let keys: Vec<RequestKey> = self.entries.range(range).map(|(k, _)| *k).collect();
-        let mut touched: Vec<ResourceName> = Vec::new();
+        let (first, last) =
+            (RequestKey { client, request: RequestId(0) }, RequestKey { client, request: RequestId(u64::MAX) });
+        let keys: Vec<RequestKey> = self.entries.range(first, last).map(|(k, _)| k).collect();
+        // The names touched, in name order: a set rather than a sorted Vec (no sort code in
+        // the wasm module).
+        let mut touched: NameMap<()> = NameMap::default();
         for key in keys {
-            if let Some(entry) = self.entries.remove(&key) {
+            if let Some(entry) = self.entries.remove(key) {
                 self.detach(&entry);
-                touched.push(entry.name);
+                touched.insert(entry.name, ());
             }
         }
-        touched.sort_unstable();
-        touched.dedup();
+        let touched: Vec<ResourceName> = touched.iter().map(|(name, ())| name.clone()).collect();
         // Drop state left empty; names with waiters stay for the caller to process.
         for name in &touched {
             if self.names.get(name).is_some_and(NameState::is_empty) {
@@ -339,13 +368,13 @@ impl Engine {
     /// Spec: <https://w3c.github.io/web-locks/#snapshot-the-lock-state>
     pub fn snapshot(&self) -> Snapshot {
         let mut snap = Snapshot::default();
-        for (name, state) in &self.names {
-            for (key, mode) in state.held.values() {
-                snap.held.push(info(name, *mode, *key));
+        for (name, state) in self.names.iter() {
+            for (_, &(key, mode)) in state.held.iter() {
+                snap.held.push(info(name, mode, key));
             }
-            for key in state.queue.values() {
+            for (_, &key) in state.queue.iter() {
                 if let Some(entry) = self.entries.get(key) {
-                    snap.pending.push(info(name, entry.mode, *key));
+                    snap.pending.push(info(name, entry.mode, key));
                 }
             }
         }
@@ -360,10 +389,10 @@ impl Engine {
         };
         match entry.place {
             Place::Queued(position) => {
-                state.queue.remove(&position);
+                state.queue.remove(position);
             }
             Place::Held(grant) => {
-                if let Some((_, mode)) = state.held.remove(&grant) {
+                if let Some((_, mode)) = state.held.remove(grant) {
                     if mode == LockMode::Exclusive {
                         state.exclusive_held = state.exclusive_held.saturating_sub(1);
                     }
@@ -381,16 +410,16 @@ impl Engine {
         let Some(state) = self.names.get_mut(name) else {
             return;
         };
-        while let Some((&position, &key)) = state.queue.first_key_value() {
-            let Some(req) = self.entries.get_mut(&key) else {
+        while let Some((position, &key)) = state.queue.first() {
+            let Some(req) = self.entries.get_mut(key) else {
                 // Unreachable: queue and entries change together. Drop the stray slot.
-                state.queue.remove(&position);
+                state.queue.remove(position);
                 continue;
             };
             if !state.mode_allows(req.mode) {
                 break;
             }
-            state.queue.remove(&position);
+            state.queue.remove(position);
             self.grants = self.grants.wrapping_add(1);
             req.place = Place::Held(self.grants);
             state.held.insert(self.grants, (key, req.mode));

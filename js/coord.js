@@ -480,17 +480,24 @@ export function connectClient(wasm, clientId, { workerUrl, worker, candidate, ar
     if (!workerUrl || typeof SharedWorker !== "function") return false;
     try {
       const w = early || new SharedWorker(workerUrl, { name: PREFIX });
-      sharedWorker = w;
-      port = w.port;
-      port.onmessage = (e) => {
+      const p = w.port;
+      if (!port) (port = p), (sharedWorker = w);
+      p.onmessage = (e) => {
         const d = e.data;
-        if (Array.isArray(d) && d[0] === "L" && typeof d[1] === "number") {
+        if (Array.isArray(d) && d[0] === "L" && Number.isInteger(d[1])) {
+          if (p !== port) {
+            // A second port (we thought the arbiter had died): use it only if it leads a
+            // newer epoch; the same arbiter still knows us on the old port.
+            if (d[1] <= epoch) return p.close();
+            port.close();
+            port = p;
+            sharedWorker = w;
+          }
           portEpoch = d[1];
           adopt(d[1], true);
-          watchArbiter(d[1]);
-        } else receive(d);
+        } else if (p === port) receive(d);
       };
-      port.postMessage(["H", clientId]);
+      p.postMessage(["H", clientId]);
       return true;
     } catch {
       return false;

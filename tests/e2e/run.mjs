@@ -374,6 +374,53 @@ scenario("d", "frozen tab keeps its lock; closed, the waiter gets it", "R-80 (no
   }
 });
 
+scenario("j", "full garbage collections in the holder tab and the arbiter (CDP HeapProfiler.collectGarbage) do not look like death", "R-80 (no release while alive)", true, async (h, c) => {
+  const s = await h.scene({ target: c.target });
+  try {
+    const H = await s.tab("J-holder");
+    const W = await s.tab("J-waiter");
+    const hId = await whoAmI(H, "h");
+    await H.call("acquire", "h1", "j-gc", {});
+    await H.call("waitGranted", "h1");
+    await W.call("acquire", "w1", "j-gc", {});
+    await pendingCount(W, "j-gc", 1);
+    const cdp = await H.cdp();
+    await cdp.send("HeapProfiler.enable");
+    for (let i = 0; i < 5; i++) {
+      await cdp.send("HeapProfiler.collectGarbage");
+      await sleep(200);
+    }
+    // The arbiter's SharedWorker too: its IndexedDB connections must survive a full GC.
+    const sw = (await h.targets()).find((t) => t.type === "shared_worker" && t.url.includes("/dist/web-locks.js"));
+    if (sw) {
+      const { sessionId } = await h.bcdp.send("Target.attachToTarget", { targetId: sw.targetId, flatten: false });
+      for (let i = 0; i < 5; i++) {
+        const message = JSON.stringify({ id: i + 1, method: "HeapProfiler.collectGarbage", params: {} });
+        await h.bcdp.send("Target.sendMessageToTarget", { sessionId, message });
+        await sleep(200);
+      }
+      await h.bcdp.send("Target.detachFromTarget", { sessionId });
+    }
+    c.note(`forced 5 full GCs in the holder tab${sw ? " and in the arbiter's SharedWorker" : ""}`);
+    await sleep(1000);
+    const w = await W.call("record", "w1");
+    c.expect(w.outcome === "pending", `the waiter is not granted while the holder lives (${w.outcome})`);
+    const q = await W.call("query");
+    c.expect(JSON.stringify(heldOf(q, "j-gc")) === JSON.stringify([hId]), "query: the holder still holds after GC");
+    // Both contexts can still lock after the GCs (the arbiter still knows them).
+    await H.call("release", "h1");
+    const w1 = await W.call("waitGranted", "w1");
+    c.expect(w1.outcome === "held", "after the release, the waiter is granted");
+    await H.call("acquire", "h2", "j-gc", {});
+    await W.call("release", "w1");
+    const h2 = await H.call("waitGranted", "h2");
+    c.expect(h2.outcome === "held", "and the holder is granted again");
+    await H.call("release", "h2");
+  } finally {
+    await s.close();
+  }
+});
+
 scenario("e", "clients of every kind (dedicated, nested, shared, service worker) contend with a tab", "R-27", true, async (h, c) => {
   const s = await h.scene({ target: c.target });
   try {

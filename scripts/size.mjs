@@ -102,7 +102,7 @@ if (breakdown) {
     for (const f of [...measured.keys()].filter((f) => f.endsWith(".wasm"))) {
       const withNames = join(named, f);
       const src = existsSync(withNames) ? withNames : join(dir, f);
-      console.log(`\n### ${f}: largest items (${relative(root, src)}${src === withNames ? ", same build with names kept" : ", no names"})\n`);
+      console.log(`\n### ${f}: largest items (${relative(root, src)}${src === withNames ? ", same build before the import renaming, names kept" : ", no names"})\n`);
       console.log(execFileSync("twiggy", ["top", "-n", "25", src], { encoding: "utf8" }).trimEnd());
     }
   }

@@ -47,5 +47,6 @@ node tests/conformance/run.mjs
 
 step "cross-context end-to-end: tabs, frames, workers, crashes, arbiter kills (tests/e2e)"
 node tests/e2e/run.mjs
+node tests/e2e/sw-alone.mjs
 
 step "all tests passed"

@@ -42,6 +42,9 @@ node_modules/.bin/tsc -p tests/types
 step "entry points"
 node tests/entry/run.mjs
 
+step "bundler: the app built with Vite finds the SharedWorker and the wasm (new URL(..., import.meta.url))"
+node tests/bundler/run.mjs
+
 step "conformance: ours (window + dedicated worker) and Chromium's native"
 node tests/conformance/run.mjs
 

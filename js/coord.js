@@ -210,29 +210,38 @@ export function runArbiter(wasm, { preferred, ports }) {
       const c = { send: batcher((batch) => post([epoch, batch])), close };
       return c;
     };
-    const feed = (conn, batch) => {
+    // A wasm trap leaves the module unusable. Rather than hold the election for ever and
+    // answer nobody, this arbiter then retires; another is elected (a SharedWorker closes
+    // itself, and the windows start a fresh one) and the clients re-register with it.
+    const safely = (fn) => {
+      if (stopped) return;
       try {
-        const ok = unbatch(batch, (words) => host.handle(conn, words) || stats.garbage++);
-        if (!ok) stats.garbage++;
+        fn();
       } catch (e) {
         bus.postMessage(["E", String(e && e.stack ? e.stack : e)]);
-        throw e;
+        retire(false);
       }
     };
+    const feed = (conn, batch) =>
+      safely(() => {
+        const ok = unbatch(batch, (words) => host.handle(conn, words) || stats.garbage++);
+        if (!ok) stats.garbage++;
+      });
     const watch = (clientId) => {
       if (probed.has(clientId)) return;
       probed.add(clientId);
-      probe(clientId, () => {
-        if (stopped) return;
-        stats.deaths++;
-        host.gone(units(clientId));
-        const conn = busConns.get(clientId);
-        if (conn !== undefined) {
-          busConns.delete(clientId);
-          conns.get(conn)?.close?.();
-          conns.delete(conn);
-        }
-      });
+      probe(clientId, () =>
+        safely(() => {
+          stats.deaths++;
+          host.gone(units(clientId));
+          const conn = busConns.get(clientId);
+          if (conn !== undefined) {
+            busConns.delete(clientId);
+            conns.get(conn)?.close?.();
+            conns.delete(conn);
+          }
+        }),
+      );
     };
     // Keep a database open for as long as this arbiter lives, so that windows can
     // notice its death (their blocked deleteDatabase goes through) and start another.
@@ -254,12 +263,12 @@ export function runArbiter(wasm, { preferred, ports }) {
     // them re-registered or is found dead, nothing is granted (Rust side).
     stats.recoveries++;
     listedClients().then(
-      (ids) => {
-        if (stopped) return;
-        host.beginRecovery(units(ids.join("\0")));
-        ids.forEach(watch);
-      },
-      () => host.beginRecovery(new Uint16Array(0)),
+      (ids) =>
+        safely(() => {
+          host.beginRecovery(units(ids.join("\0")));
+          ids.forEach(watch);
+        }),
+      () => safely(() => host.beginRecovery(new Uint16Array(0))),
     );
 
     serve = (port) => {
@@ -318,8 +327,11 @@ export function runArbiter(wasm, { preferred, ports }) {
       feed(conn, words);
     };
 
-    stepDown = () => {
-      if (stopped || preferred) return;
+    // Stop serving: close the databases that make this the arbiter, so that another is
+    // elected. `requeue`: run again as a candidate; otherwise (the module is broken) a
+    // SharedWorker ends itself.
+    const retire = (requeue) => {
+      if (stopped) return;
       stopped = true;
       stats.abdications++;
       serve = null;
@@ -332,13 +344,17 @@ export function runArbiter(wasm, { preferred, ports }) {
       bus.onmessage = null;
       inbox.close();
       for (const c of conns.values()) c.close?.();
-      host.free?.();
+      try {
+        host.free();
+      } catch {}
       if (debug.arbiter && debug.arbiter.host === host) debug.arbiter = null; // no longer hosting
       preferredWaiting = false;
-      // Queue again behind the preferred host, in case it fails.
-      setTimeout(() => runArbiter(wasm, { preferred, ports }), 100);
       bus.close();
+      if (requeue) setTimeout(() => runArbiter(wasm, { preferred, ports }), 100);
+      else if (preferred && typeof globalThis.close === "function") globalThis.close();
     };
+    // A non-preferred host gives way to a SharedWorker (and queues again behind it).
+    stepDown = () => preferred || retire(true);
 
     debug.arbiter = { epoch, host, conns };
   }

@@ -421,6 +421,42 @@ scenario("j", "full garbage collections in the holder tab and the arbiter (CDP H
   }
 });
 
+scenario("k", "the arbiter's wasm traps (simulated): it retires, a new arbiter is elected, the holder keeps its lock", "R-20 (liveness)", false, async (h, c) => {
+  const s = await h.scene({ target: c.target });
+  try {
+    const H = await s.tab("K-holder");
+    const W = await s.tab("K-waiter");
+    const hId = await whoAmI(H, "h");
+    await H.call("acquire", "h1", "k-trap", {});
+    await H.call("waitGranted", "h1");
+    const epoch0 = (await W.call("info")).epoch;
+    // Make the arbiter's next message throw, as a trapped wasm module would.
+    const sw = (await h.targets()).find((t) => t.type === "shared_worker" && t.url.includes("/dist/web-locks.js"));
+    c.expect(!!sw, "the arbiter's SharedWorker is running");
+    const { sessionId } = await h.bcdp.send("Target.attachToTarget", { targetId: sw.targetId, flatten: false });
+    const expression = `(() => { const host = self.webLocksDebug.arbiter.host; host.handle = () => { throw new Error("simulated trap"); }; return "armed"; })()`;
+    await h.bcdp.send("Target.sendMessageToTarget", { sessionId, message: JSON.stringify({ id: 1, method: "Runtime.evaluate", params: { expression } }) });
+    await sleep(200);
+    await h.bcdp.send("Target.detachFromTarget", { sessionId });
+    // The waiter's request hits the trap; the arbiter retires and a fresh one takes over.
+    await W.call("acquire", "w1", "k-trap", {});
+    const infos = await until(async () => {
+      const i = await Promise.all([H, W].map((t) => t.call("info")));
+      return i.every((x) => x.epoch > epoch0) && i;
+    }, "both clients re-registered with a new arbiter");
+    c.note(`client epochs ${epoch0} → ${infos.map((i) => i.epoch).join("/")}`);
+    await pendingCount(W, "k-trap", 1);
+    const q = await W.call("query");
+    c.expect(JSON.stringify(heldOf(q, "k-trap")) === JSON.stringify([hId]), "the holder still holds after the takeover");
+    c.expect((await W.call("record", "w1")).outcome === "pending", "the waiter waits");
+    await H.call("release", "h1");
+    c.expect((await W.call("waitGranted", "w1")).outcome === "held", "the waiter is granted after the release");
+    await W.call("release", "w1");
+  } finally {
+    await s.close();
+  }
+});
+
 scenario("e", "clients of every kind (dedicated, nested, shared, service worker) contend with a tab", "R-27", true, async (h, c) => {
   const s = await h.scene({ target: c.target });
   try {

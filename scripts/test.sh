@@ -18,8 +18,8 @@ cargo clippy --lib --target wasm32-unknown-unknown --features slim -q -- -D warn
 cargo clippy --lib --target wasm32-unknown-unknown --no-default-features --features slim -q -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -q
 
-step "purity: engine, protocol and arbiter use no browser bindings and no clock"
-if grep -rnE 'web_sys|js_sys|wasm_bindgen|Instant::now|SystemTime' src/engine src/protocol.rs src/arbiter.rs; then
+step "purity: engine, protocol, arbiter and their map and allocator use no browser bindings and no clock"
+if grep -rnE 'web_sys|js_sys|wasm_bindgen|Instant::now|SystemTime' src/engine src/protocol.rs src/arbiter.rs src/map.rs src/heap.rs; then
   echo "impure code above" >&2
   exit 1
 fi

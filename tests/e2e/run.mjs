@@ -391,7 +391,8 @@ scenario("j", "full garbage collections in the holder tab and the arbiter (CDP H
       await sleep(200);
     }
     // The arbiter's SharedWorker too: its IndexedDB connections must survive a full GC.
-    const sw = (await h.targets()).find((t) => t.type === "shared_worker" && t.url.includes("/dist/web-locks.js"));
+    const sw = await s.arbiterTarget(); // this scene's own arbiter, not an earlier scene's
+    c.expect(!!sw, "the arbiter's SharedWorker is running");
     if (sw) {
       const { sessionId } = await h.bcdp.send("Target.attachToTarget", { targetId: sw.targetId, flatten: false });
       for (let i = 0; i < 5; i++) {
@@ -431,7 +432,7 @@ scenario("k", "the arbiter's wasm traps (simulated): it retires, a new arbiter i
     await H.call("waitGranted", "h1");
     const epoch0 = (await W.call("info")).epoch;
     // Make the arbiter's next message throw, as a trapped wasm module would.
-    const sw = (await h.targets()).find((t) => t.type === "shared_worker" && t.url.includes("/dist/web-locks.js"));
+    const sw = await s.arbiterTarget(); // this scene's own arbiter, not an earlier scene's
     c.expect(!!sw, "the arbiter's SharedWorker is running");
     const { sessionId } = await h.bcdp.send("Target.attachToTarget", { targetId: sw.targetId, flatten: false });
     const expression = `(() => { const host = self.webLocksDebug.arbiter.host; host.handle = () => { throw new Error("simulated trap"); }; return "armed"; })()`;

@@ -528,7 +528,12 @@ export function connectClient(wasm, clientId, { workerUrl, worker, candidate, ar
     watched.add(e);
     try {
       idb().deleteDatabase(`${PREFIX}-a-${e}`).onsuccess = () => {
-        if (epoch === e) startPort();
+        if (epoch !== e) return;
+        startPort();
+        // If no new arbiter shows up (the SharedWorker could not be restarted, e.g. the
+        // dying instance was still matched), run for it ourselves: liveness only, the
+        // election keeps it safe.
+        setTimeout(() => epoch === e && runForArbiter(), 3000);
       };
     } catch {}
   };

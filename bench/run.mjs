@@ -177,58 +177,13 @@ const scenarios = {
     title: "8 tabs × 100 requests on one exclusive lock (0.3 ms holds)",
     unit: "grants/s",
     lower: false,
-    async run(impl) {
-      const { ctx, pages } = await tabs(impl, 8);
-      const res = await together(
-        pages,
-        async (hold, who) => {
-          const spans = [];
-          const f = eval(hold);
-          for (let i = 0; i < 100; i++) await f("x", "exclusive", 0.3, who, spans);
-          return spans;
-        },
-        HOLDER,
-      );
-      await ctx.close();
-      const spans = res.flat();
-      const dur = Math.max(...spans.map((s) => s[1])) - Math.min(...spans.map((s) => s[0]));
-      return { value: (spans.length / dur) * 1000, violations: check(spans).violations, count: spans.length };
-    },
+    run: (impl) => eightTabs(impl, false),
   },
   5: {
     title: "8 tabs shared readers, exclusive writer every 8th request (0.3 ms holds)",
     unit: "grants/s",
     lower: false,
-    async run(impl) {
-      const { ctx, pages } = await tabs(impl, 8);
-      const res = await together(
-        pages,
-        async (hold, who) => {
-          const spans = [];
-          const f = eval(hold);
-          for (let i = 0; i < 100; i++) await f("rw", (i + who) % 8 === 0 ? "exclusive" : "shared", 0.3, who, spans);
-          return spans;
-        },
-        HOLDER,
-      );
-      await ctx.close();
-      const spans = res.flat();
-      const dur = Math.max(...spans.map((s) => s[1])) - Math.min(...spans.map((s) => s[0]));
-      const c = check(spans);
-      return { value: (spans.length / dur) * 1000, extra: `max ${c.maxReaders} readers at once`, violations: c.violations };
-    },
-  },
-  "6a": {
-    title: "holder tab closed → waiter granted",
-    unit: "ms",
-    lower: true,
-    run: (impl) => death(impl, "close"),
-  },
-  "6b": {
-    title: "holder tab crashed → waiter granted",
-    unit: "ms",
-    lower: true,
-    run: (impl) => death(impl, "crash"),
+    run: (impl) => eightTabs(impl, true),
   },
   7: {
     title: "`query()` with 1,000 held + 1,000 pending",
@@ -335,6 +290,29 @@ const scenarios = {
     },
   },
 };
+
+/** Scenarios 4 and 5: 8 tabs × 100 requests on one name, all exclusive or readers/writer. */
+async function eightTabs(impl, readers) {
+  const { ctx, pages } = await tabs(impl, 8);
+  const res = await together(
+    pages,
+    async ([hold, readers], who) => {
+      const spans = [];
+      const f = eval(hold);
+      for (let i = 0; i < 100; i++) {
+        const mode = readers && (i + who) % 8 !== 0 ? "shared" : "exclusive";
+        await f("eight", mode, 0.3, who, spans);
+      }
+      return spans;
+    },
+    [HOLDER, readers],
+  );
+  await ctx.close();
+  const spans = res.flat();
+  const dur = Math.max(...spans.map((s) => s[1])) - Math.min(...spans.map((s) => s[0]));
+  const c = check(spans);
+  return { value: (spans.length / dur) * 1000, extra: readers ? `max ${c.maxReaders} readers at once` : "", violations: c.violations };
+}
 
 async function death(impl, how) {
   const { ctx, pages } = await tabs(impl, 2);

@@ -197,6 +197,7 @@ export function polyfillManager() {
 // ---- the host: what src/bindings calls ------------------------------------------------
 
 let onTask, onDone, onAbort;
+const clientIds = new WeakMap(); // snapshot -> the last clientId decoded for it
 const g = globalThis;
 
 function taskQueue() {
@@ -326,8 +327,14 @@ export const host = {
   post: () => {},
   snapshot: () => ({ held: [], pending: [] }),
   entry(snapshot, pending, name, mode, client) {
+    // Most entries name one of a few clients: decode each clientId once per snapshot.
+    let id = clientIds.get(snapshot);
+    if (!id || id.units.length !== client.length || id.units.some((u, i) => u !== client[i])) {
+      id = { units: client.slice(), text: host.fromUnits(client) };
+      clientIds.set(snapshot, id);
+    }
     // Web IDL dictionaries list their members in lexicographic order.
-    (pending ? snapshot.pending : snapshot.held).push({ clientId: host.fromUnits(client), mode: MODES[mode], name: host.fromUnits(name) });
+    (pending ? snapshot.pending : snapshot.held).push({ clientId: id.text, mode: MODES[mode], name: host.fromUnits(name) });
   },
   wire(exports) {
     onTask = exports.task;

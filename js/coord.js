@@ -102,24 +102,19 @@ async function listedClients() {
  * Runs for leadership: resolves with [connection, epoch] when this context holds the
  * leader database. Only one context holds it at a time: a candidate's version upgrade
  * stays blocked while the leader's connection is open and goes through the moment it
- * closes (the leader died or stepped down). `cancel()` stops trying.
+ * closes (the leader died or stepped down).
  */
 function campaign() {
-  let cancelled = false;
-  let pending = null;
   const name = `${PREFIX}-leader`;
-  const won = new Promise((resolve) => {
+  return new Promise((resolve) => {
     const attempt = (version) => {
-      if (cancelled) return;
       const req = open(name, version);
-      pending = req;
       let upgraded = false;
       req.onupgradeneeded = () => {
         upgraded = true;
       };
       req.onsuccess = () => {
         const db = req.result;
-        if (cancelled) return db.close();
         if (upgraded && version !== undefined) {
           resolve([keepOpen(db), db.version]); // a leader ignores the candidates it blocks
         } else {
@@ -137,21 +132,6 @@ function campaign() {
     };
     attempt(undefined);
   });
-  return {
-    won,
-    cancel() {
-      cancelled = true;
-      const req = pending;
-      if (req) {
-        req.onupgradeneeded = () => {
-          try {
-            req.transaction.abort();
-          } catch {}
-        };
-        req.onsuccess = () => req.result.close();
-      }
-    },
-  };
 }
 
 /**
@@ -166,7 +146,6 @@ export function runArbiter(wasm, { preferred, ports }) {
   if (ports) {
     ports.onport = (port) => (serve ? serve(port) : portQueue.push(port));
   }
-  let candidacy = null;
   let preferredWaiting = false;
 
   bus.onmessage = (e) => {
@@ -181,8 +160,7 @@ export function runArbiter(wasm, { preferred, ports }) {
   let stepDown = () => {};
 
   const run = () => {
-    candidacy = campaign();
-    candidacy.won.then(([leaderDb, epoch]) => {
+    campaign().then(([leaderDb, epoch]) => {
       stats.elections++;
       if (preferredWaiting && !preferred) {
         // A SharedWorker waits: give way before serving anybody.

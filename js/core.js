@@ -50,10 +50,6 @@ const backlog = []; // calls made before the module was ready, in call order
 const config = { workerUrl: null, mode: "auto" };
 let clientId = null;
 let link = null; // the connection to a remote arbiter, if any
-// This context's probe database (coord.js holdProbe). Referenced for as long as the
-// context lives: an unreferenced IDBDatabase is garbage-collected, which closes it, and
-// the arbiter would take this live context for dead and release its locks.
-let probe = null;
 
 /**
  * How this context reaches the other contexts of its origin:
@@ -66,7 +62,6 @@ function connect([exports, early]) {
   // The probe database must exist before any arbiter hears of us: it is how an arbiter
   // learns that this context died. Without it, stay local rather than risk stuck locks.
   const local = !early || !early.probe;
-  if (!local) probe = early.probe;
   coord.debug.mode = local ? "local" : "shared";
   host.local = () => local;
   exports.init(host);

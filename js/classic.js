@@ -10,6 +10,9 @@ import { debug, PREFIX, runArbiter } from "./coord.js";
 import initWasm, * as glue from "../build/pkg/web_locks_wasm.js";
 
 const load = async () => {
+  // Decode after the caller's synchronous part: a window constructs the SharedWorker, and
+  // the SharedWorker starts its election, before spending milliseconds here.
+  await null;
   // Hex, not base64: gzip finds the wasm's repetitions in byte-aligned text, so the
   // script compresses almost as well as the wasm itself (base64 costs a third more).
   const hex = __WASM_HEX__;
@@ -32,7 +35,7 @@ if (typeof g.SharedWorkerGlobalScope === "function" && g instanceof g.SharedWork
       pending.splice(0).forEach(fn);
     },
   };
-  load().then((wasm) => runArbiter(wasm, { preferred: true, ports }));
+  runArbiter(load(), { preferred: true, ports });
   g.webLocksDebug = debug; // for DevTools: the arbiter's state and counters
 } else {
   setLoader(load);

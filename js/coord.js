@@ -136,7 +136,8 @@ function campaign() {
 
 /**
  * Makes this context a candidate arbiter host; once elected, runs the arbiter until the
- * context dies or steps down (for a preferred host). `ports` is an event target of
+ * context dies or steps down (for a preferred host). `wasm` is the full module's exports
+ * or a promise of them (the campaign starts at once). `ports` is an event target of
  * MessagePorts (a SharedWorker's connections).
  */
 export function runArbiter(wasm, { preferred, ports }) {
@@ -169,11 +170,20 @@ export function runArbiter(wasm, { preferred, ports }) {
         stats.abdications++;
         return setTimeout(run, 50);
       }
-      lead(leaderDb, epoch);
+      // The election ran while the module compiled (a cold start's critical path). A
+      // module that fails to load cannot serve: give the election back.
+      Promise.resolve(wasm).then(
+        (w) => lead(w, leaderDb, epoch),
+        () => {
+          leaderDb.close();
+          held.delete(leaderDb);
+          if (preferred && typeof globalThis.close === "function") globalThis.close();
+        },
+      );
     });
   };
 
-  function lead(leaderDb, epoch) {
+  function lead(wasm, leaderDb, epoch) {
     const conns = new Map(); // connection -> { post, clientId }
     const busConns = new Map(); // clientId -> connection
     const probed = new Set();

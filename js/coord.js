@@ -430,7 +430,7 @@ export function units(s) {
  * `wasm` is the client-only module, `arbiter()` fetches the full one, should this context
  * have to host the arbiter.
  */
-export function connectClient(wasm, clientId, { workerUrl, worker, candidate, arbiter }) {
+export function connectClient(wasm, clientId, { workerUrl, worker, candidate, arbiter, receiving = (fn) => fn() }) {
   const bus = new BroadcastChannel(PREFIX);
   const inbox = new BroadcastChannel(`${PREFIX}:${clientId}`);
   let toArbiter = null; // PREFIX:a, opened on first use
@@ -447,7 +447,9 @@ export function connectClient(wasm, clientId, { workerUrl, worker, candidate, ar
   );
   const sendPort = batcher((batch) => port.postMessage(batch));
   const receive = (d) => {
-    if (Array.isArray(d) && typeof d[0] === "number" && unbatch(d[1], (w) => wasm.clientReceive(d[0], w))) return;
+    let ok = false;
+    if (Array.isArray(d) && typeof d[0] === "number") receiving(() => (ok = unbatch(d[1], (w) => wasm.clientReceive(d[0], w))));
+    if (ok) return;
     stats.garbage++;
   };
   const adopt = (e, viaPort) => {

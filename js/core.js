@@ -76,6 +76,7 @@ function connect([exports, early]) {
       worker: early.worker,
       candidate: !isWindow,
       arbiter: () => loader(true),
+      receiving: host.receiving,
     });
     host.post = link.post;
     if (isWindow && typeof g.addEventListener === "function") {
@@ -199,17 +200,26 @@ function taskQueue() {
   // A task per step, like the spec's "queue a step on the event loop"; MessageChannel
   // runs sooner than setTimeout, which browsers clamp and throttle.
   const due = [];
+  let queue;
   if (typeof MessageChannel === "function") {
     const ch = new MessageChannel();
     ch.port1.onmessage = () => onTask(due.shift());
-    return (id) => {
+    queue = (id) => {
       due.push(id);
       ch.port2.postMessage(0);
     };
+  } else {
+    queue = (id) => {
+      due.push(id);
+      setTimeout(() => onTask(due.shift()), 0);
+    };
   }
-  return (id) => setTimeout(() => onTask(id), 0);
+  queue.idle = () => !due.length;
+  return queue;
 }
 let post = null;
+const queue = (id) => (post || (post = taskQueue()))(id);
+let direct = null; // steps queued while a message from the arbiter is handled
 
 function uuid() {
   const c = g.crypto;
@@ -293,7 +303,25 @@ export const host = {
   promiseOf: (d) => d.p,
   settle: (d, ok, v) => (ok ? d.res(v) : d.rej(v)),
   rejected: (e) => Promise.reject(e),
-  task: (id) => (post || (post = taskQueue()))(id),
+  task: (id) => (direct ? direct.push(id) : queue(id)),
+  /**
+   * Handles one message from the arbiter (`fn` feeds it to the client). That message is
+   * a task of its own, so the first callback step it makes runs at its end, in the same
+   * task, rather than in one more task (a hop through the event loop on every grant);
+   * further steps, or any behind steps queued earlier, get tasks of their own as usual.
+   */
+  receiving(fn) {
+    direct = [];
+    try {
+      fn();
+    } finally {
+      const ids = direct;
+      direct = null;
+      const now = ids.length && (!post || post.idle()) ? ids.shift() : undefined;
+      ids.forEach(queue);
+      if (now !== undefined) onTask(now);
+    }
+  },
   listen(signal, id) {
     const f = () => onAbort(id);
     signal.addEventListener("abort", f);

@@ -185,6 +185,18 @@ const scenarios = {
     lower: false,
     run: (impl) => eightTabs(impl, true),
   },
+  "6a": {
+    title: "holder tab closed → waiter granted",
+    unit: "ms",
+    lower: true,
+    run: (impl) => death(impl, "close"),
+  },
+  "6b": {
+    title: "holder tab crashed → waiter granted",
+    unit: "ms",
+    lower: true,
+    run: (impl) => death(impl, "crash"),
+  },
   7: {
     title: "`query()` with 1,000 held + 1,000 pending",
     unit: "ms",

@@ -42,7 +42,8 @@ for (const m of MODULES) {
     const named = join(root, "build/names", basename(dist));
     mkdirSync(named, { recursive: true });
     run(join(root, "node_modules/.bin/wasm-opt"), [...opt, "-g", wasm, "-o", join(named, `${m.name}_bg.wasm`)]);
-    run(join(root, "node_modules/.bin/wasm-opt"), [...opt, "--strip-debug", "--strip-producers", wasm, "-o", wasm]);
+    // The target_features section is for tools (wasm-bindgen has run); engines ignore it.
+    run(join(root, "node_modules/.bin/wasm-opt"), [...opt, "--strip-debug", "--strip-producers", "--strip-target-features", wasm, "-o", wasm]);
     shortenNames(m.name, features);
   }
 }

@@ -32,7 +32,8 @@ for (const m of MODULES) {
   const build = ["build", "--lib", "--target", "wasm32-unknown-unknown", "--target-dir", m.targetDir, ...m.cargo];
   run("cargo", profile === "dev" ? build : [...build, `--${profile}`]);
   const raw = join(root, m.targetDir, "wasm32-unknown-unknown", dir, "web_locks_wasm.wasm");
-  run("wasm-bindgen", ["--target", "web", "--no-typescript", "--out-dir", pkg, "--out-name", m.name, raw]);
+  // No default wasm URL in the glue: every loader passes one (js/index.js, js/classic.js).
+  run("wasm-bindgen", ["--target", "web", "--no-typescript", "--omit-default-module-path", "--out-dir", pkg, "--out-name", m.name, raw]);
   const wasm = join(pkg, `${m.name}_bg.wasm`);
   if (profile === "release") {
     const features = ["bulk-memory", "nontrapping-float-to-int", "sign-ext", "mutable-globals", "reference-types", "multivalue"];
@@ -41,7 +42,8 @@ for (const m of MODULES) {
     const named = join(root, "build/names", basename(dist));
     mkdirSync(named, { recursive: true });
     run(join(root, "node_modules/.bin/wasm-opt"), [...opt, "-g", wasm, "-o", join(named, `${m.name}_bg.wasm`)]);
-    run(join(root, "node_modules/.bin/wasm-opt"), [...opt, "--strip-debug", "--strip-producers", wasm, "-o", wasm]);
+    // The target_features section is for tools (wasm-bindgen has run); engines ignore it.
+    run(join(root, "node_modules/.bin/wasm-opt"), [...opt, "--strip-debug", "--strip-producers", "--strip-target-features", wasm, "-o", wasm]);
     shortenNames(m.name, features);
   }
 }
@@ -93,9 +95,25 @@ for (const [src, out] of [
   ["js/coord.js", "coord.js"],
   ["js/index.js", "index.js"],
   ["js/auto.js", "auto.js"],
-  ...MODULES.map((m) => [`build/pkg/${m.name}.js`, `${m.name}.js`]),
 ]) {
   await esbuild.build({ entryPoints: [join(root, src)], outfile: join(dist, out), format: "esm", minify, target: "es2020", logLevel: "warning" });
+}
+// The glue, bundled from an entry that re-exports all of it but `initSync`, which the
+// package never calls (js/index.js and js/classic.js use the default export), so that
+// esbuild drops it and what only it uses.
+for (const m of MODULES) {
+  const glue = readFileSync(join(pkg, `${m.name}.js`), "utf8");
+  const names = [...glue.matchAll(/^export (?:function|class) (\w+)/gm)].map((x) => x[1]);
+  if (!/^export \{ initSync, __wbg_init as default \};$/m.test(glue)) throw new Error(`${m.name}: unexpected glue exports`);
+  await esbuild.build({
+    stdin: { contents: `export { ${names.join(", ")}, default } from "./${m.name}.js";`, resolveDir: pkg, sourcefile: `${m.name}-entry.js` },
+    bundle: true,
+    outfile: join(dist, `${m.name}.js`),
+    format: "esm",
+    minify,
+    target: "es2020",
+    logLevel: "warning",
+  });
 }
 for (const f of ["index.d.ts", "auto.d.ts"]) cpSync(join(root, "js", f), join(dist, f));
 

@@ -172,8 +172,13 @@ pub mod global {
     unsafe impl Sync for Allocator {}
 
     unsafe impl GlobalAlloc for Allocator {
+        /// Out of memory traps here, as `handle_alloc_error` would (a panic traps), but
+        /// without the message that it formats for nobody.
         unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-            (*self.0.get()).alloc(&mut Linear, layout.size(), layout.align()) as *mut u8
+            match (*self.0.get()).alloc(&mut Linear, layout.size(), layout.align()) {
+                0 => core::arch::wasm32::unreachable(),
+                block => block as *mut u8,
+            }
         }
 
         unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {

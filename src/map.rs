@@ -476,6 +476,79 @@ impl<V: fmt::Debug> fmt::Debug for NameMap<V> {
     }
 }
 
+/// An ordered map with numeric keys, for keys handed out in increasing order (a client's
+/// request and query ids): a `Vec` sorted by key, searched by bisection. A removed entry
+/// stays as a hole until the holes outnumber the entries, when they are dropped in one
+/// pass. Much less code than [`IdMap`] (the client-only wasm module has no other map).
+///
+/// Costs: O(log n) per lookup and removal (amortized: a compaction costs O(n) after n
+/// removals); O(1) amortized per insertion of a key above every other key, O(n) for any
+/// other key. Memory: at most twice the entries, all returned when the map is empty.
+// The full module's client uses [`IdMap`]: there only the tests use this one.
+#[cfg_attr(feature = "arbiter", allow(dead_code))]
+pub struct SeqMap<K, V> {
+    entries: Vec<(K, Option<V>)>,
+    len: usize,
+}
+
+impl<K, V> Default for SeqMap<K, V> {
+    fn default() -> Self {
+        SeqMap { entries: Vec::new(), len: 0 }
+    }
+}
+
+#[cfg_attr(feature = "arbiter", allow(dead_code))]
+impl<K: Copy + Ord, V> SeqMap<K, V> {
+    /// Where `key` is (`Ok`, maybe a hole) or would go (`Err`).
+    fn search(&self, key: K) -> Result<usize, usize> {
+        self.entries.binary_search_by(|(k, _)| k.cmp(&key))
+    }
+
+    pub fn get(&self, key: K) -> Option<&V> {
+        self.entries.get(self.search(key).ok()?)?.1.as_ref()
+    }
+
+    pub fn get_mut(&mut self, key: K) -> Option<&mut V> {
+        let i = self.search(key).ok()?;
+        self.entries.get_mut(i)?.1.as_mut()
+    }
+
+    /// Inserts or replaces; returns the value replaced.
+    pub fn insert(&mut self, key: K, value: V) -> Option<V> {
+        match self.search(key) {
+            Ok(i) => {
+                let old = self.entries.get_mut(i)?.1.replace(value);
+                if old.is_none() {
+                    self.len += 1;
+                }
+                old
+            }
+            Err(i) => {
+                self.entries.insert(i, (key, Some(value)));
+                self.len += 1;
+                None
+            }
+        }
+    }
+
+    pub fn remove(&mut self, key: K) -> Option<V> {
+        let i = self.search(key).ok()?;
+        let value = self.entries.get_mut(i)?.1.take()?;
+        self.len -= 1;
+        if self.len == 0 {
+            self.entries = Vec::new();
+        } else if self.entries.len() > 2 * self.len {
+            self.entries.retain(|(_, v)| v.is_some());
+        }
+        Some(value)
+    }
+
+    /// Entries in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (K, &V)> {
+        self.entries.iter().filter_map(|(k, v)| Some((*k, v.as_ref()?)))
+    }
+}
+
 #[cfg(all(test, not(target_arch = "wasm32")))]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 mod tests {
@@ -547,6 +620,28 @@ mod tests {
         assert!(m.is_empty() && m.index.keys.is_empty() && m.values.is_empty(), "memory given back");
     }
 
+    /// A client draining a long FIFO queue: holes are dropped as they pile up, and all
+    /// memory is given back at the end.
+    #[test]
+    fn seq_map_drained_in_order_stays_small() {
+        let mut m: SeqMap<u64, u64> = SeqMap::default();
+        m.insert(0, 0); // held throughout
+        for k in 1..100_000u64 {
+            m.insert(k, k);
+        }
+        for k in 1..100_000u64 {
+            assert_eq!(m.remove(k), Some(k));
+            assert!(m.entries.len() <= 2 * m.len);
+            if k % 1000 == 0 {
+                assert_eq!(m.iter().nth(1).map(|(k, _)| k), Some(k + 1).filter(|&k| k < 100_000));
+            }
+        }
+        assert_eq!(m.iter().map(|(k, v)| (k, *v)).collect::<Vec<_>>(), [(0, 0)]);
+        assert_eq!(m.remove(0), Some(0));
+        assert_eq!(m.remove(0), None);
+        assert!(m.len == 0 && m.entries.capacity() == 0, "memory given back");
+    }
+
     #[derive(Debug, Clone)]
     enum Op {
         Insert(i64, u32),
@@ -587,6 +682,35 @@ mod tests {
                 for k in [-16, -1, 0, 1, 15] {
                     prop_assert_eq!(ours.get(k), std.get(&k));
                     prop_assert_eq!(ours.contains_key(k), std.contains_key(&k));
+                }
+            }
+        }
+
+        /// Keys mostly in increasing order, as a client hands them out, but not only.
+        #[test]
+        fn seq_map_behaves_like_a_btree_map(ops in proptest::collection::vec(op(), 0..300), step in 0i64..3) {
+            let mut ours: SeqMap<i64, u32> = SeqMap::default();
+            let mut std: BTreeMap<i64, u32> = BTreeMap::new();
+            let mut next = -40i64;
+            for op in ops {
+                match op {
+                    Op::Insert(k, v) if k % 3 == 0 => {
+                        next += step;
+                        prop_assert_eq!(ours.insert(next, v), std.insert(next, v));
+                    }
+                    Op::Insert(k, v) => prop_assert_eq!(ours.insert(k, v), std.insert(k, v)),
+                    Op::Remove(k) => prop_assert_eq!(ours.remove(k), std.remove(&k)),
+                    Op::Range(a, _) => prop_assert_eq!(ours.remove(next - a.rem_euclid(4)), std.remove(&(next - a.rem_euclid(4)))),
+                }
+                prop_assert_eq!(ours.len, std.len());
+                prop_assert_eq!(ours.len == 0, ours.entries.is_empty());
+                prop_assert!(ours.entries.len() <= 2 * ours.len, "holes never outnumber entries");
+                prop_assert!(ours.entries.windows(2).all(|w| w[0].0 < w[1].0), "sorted, no duplicate keys");
+                let all: Vec<_> = ours.iter().map(|(k, v)| (k, *v)).collect();
+                prop_assert_eq!(all, std.iter().map(|(k, v)| (*k, *v)).collect::<Vec<_>>());
+                for k in [-16, -1, 0, 1, 15, next] {
+                    prop_assert_eq!(ours.get(k), std.get(&k));
+                    prop_assert_eq!(ours.get_mut(k).map(|v| *v), std.get(&k).copied());
                 }
             }
         }

@@ -31,7 +31,12 @@ use crate::arbiter::Arbiter;
 #[cfg(feature = "arbiter")]
 use crate::engine::ClientId;
 use crate::engine::{LockMode, RequestFlags, RequestId};
-use crate::map::IdMap;
+// The client's maps: the full module has the engine's tree anyway; the client-only one
+// has no other map, and its keys are handed out in increasing order.
+#[cfg(feature = "arbiter")]
+use crate::map::IdMap as ClientMap;
+#[cfg(not(feature = "arbiter"))]
+use crate::map::SeqMap as ClientMap;
 use crate::protocol::{ArbiterMsg, ClientMsg, Restored};
 
 #[cfg(feature = "arbiter")]
@@ -195,8 +200,8 @@ struct Client {
     client_id: JsValue,
     next_request: u64,
     next_query: u32,
-    requests: IdMap<u64, Request>,
-    queries: IdMap<u32, JsValue>,
+    requests: ClientMap<u64, Request>,
+    queries: ClientMap<u32, JsValue>,
     #[cfg(feature = "arbiter")]
     inbox: Vec<(ClientId, ArbiterMsg)>,
 }
@@ -232,8 +237,8 @@ pub fn init(host: Host) {
         client_id,
         next_request: 1,
         next_query: 1,
-        requests: IdMap::default(),
-        queries: IdMap::default(),
+        requests: ClientMap::default(),
+        queries: ClientMap::default(),
         #[cfg(feature = "arbiter")]
         inbox: Vec::new(),
     };
@@ -287,8 +292,8 @@ pub fn goodbye_words() -> Vec<u16> {
     ClientMsg::Goodbye.encode()
 }
 
-/// This context's `clientId`, as `query()` reports it.
-#[wasm_bindgen(js_name = clientId)]
+/// This context's `clientId`, as `query()` reports it. (Not a wasm export: the JS side
+/// keeps its own, `host.clientId()`.)
 pub fn client_id() -> JsValue {
     with(|c| c.client_id.clone()).unwrap_or_default()
 }

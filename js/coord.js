@@ -12,7 +12,7 @@
 //   IndexedDB         PREFIX-a-<epoch>  open while the arbiter of that epoch lives
 //   SharedWorker name PREFIX            the preferred arbiter host
 
-export const PREFIX = "web-locks-wasm-1";
+export const PREFIX = "web-locks-wasm-2";
 const idb = () => globalThis.indexedDB;
 
 /** Bus messages other than client envelopes. */

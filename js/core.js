@@ -193,7 +193,7 @@ export function polyfillManager() {
 // ---- the host: what src/bindings calls ------------------------------------------------
 
 let onTask, onDone, onAbort;
-const clientIds = new WeakMap(); // snapshot -> the last clientId decoded for it
+const snapClients = new WeakMap(); // snapshot -> the clientId of its next entries
 const g = globalThis;
 
 function taskQueue() {
@@ -259,6 +259,7 @@ export const host = {
     return u;
   },
   fromUnits(u) {
+    if (u.length <= 8192) return String.fromCharCode.apply(null, u);
     let s = "";
     for (let i = 0; i < u.length; i += 8192) s += String.fromCharCode.apply(null, u.subarray(i, i + 8192));
     return s;
@@ -349,15 +350,13 @@ export const host = {
   local: () => true,
   post: () => {},
   snapshot: () => ({ held: [], pending: [] }),
-  entry(snapshot, pending, name, mode, client) {
-    // Most entries name one of a few clients: decode each clientId once per snapshot.
-    let id = clientIds.get(snapshot);
-    if (!id || id.units.length !== client.length || id.units.some((u, i) => u !== client[i])) {
-      id = { units: client.slice(), text: host.fromUnits(client) };
-      clientIds.set(snapshot, id);
-    }
+  entryClient(snapshot, client) {
+    snapClients.set(snapshot, host.fromUnits(client));
+  },
+  entry(snapshot, pending, name, mode) {
     // Web IDL dictionaries list their members in lexicographic order.
-    (pending ? snapshot.pending : snapshot.held).push({ clientId: id.text, mode: MODES[mode], name: host.fromUnits(name) });
+    const e = { clientId: snapClients.get(snapshot), mode: MODES[mode], name: host.fromUnits(name) };
+    (pending ? snapshot.pending : snapshot.held).push(e);
   },
   wire(exports) {
     onTask = exports.task;

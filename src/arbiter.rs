@@ -141,13 +141,21 @@ impl Arbiter {
             }
             ClientMsg::Query { id } => {
                 let snap = self.engine.snapshot();
-                let wire = |i: &LockInfo| WireLockInfo {
-                    name: i.name.to_vec(),
-                    mode: i.mode,
-                    client: self.clients.get(i.client).map(|c| c.to_vec()).unwrap_or_default(),
+                // Runs of entries mostly share a client: look each run's label up once.
+                let mut last: Option<(ClientId, Vec<u16>)> = None;
+                let mut wire = |i: &LockInfo| {
+                    let client = match &last {
+                        Some((id, label)) if *id == i.client => label.clone(),
+                        _ => {
+                            let label = self.clients.get(i.client).map(|c| c.to_vec()).unwrap_or_default();
+                            last = Some((i.client, label.clone()));
+                            label
+                        }
+                    };
+                    WireLockInfo { name: i.name.to_vec(), mode: i.mode, client }
                 };
-                let held = snap.held.iter().map(wire).collect();
-                let pending = snap.pending.iter().map(wire).collect();
+                let held = snap.held.iter().map(&mut wire).collect();
+                let pending = snap.pending.iter().map(&mut wire).collect();
                 out.push((client, ArbiterMsg::Snapshot { id, held, pending }));
             }
         }

@@ -13,7 +13,7 @@ use crate::engine::{LockMode, RequestFlags, RequestId};
 
 /// Bumped on any incompatible change; also part of channel and worker names, so two
 /// versions never share a channel in the first place.
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
 
 /// One `{name, mode, clientId}` of a query answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -103,6 +103,9 @@ const F_SHARED: u16 = 1;
 const F_IF_AVAILABLE: u16 = 2;
 const F_STEAL: u16 = 4;
 const F_QUEUED: u16 = 8;
+/// In a snapshot entry's mode word: the same `clientId` as the entry before it (most
+/// entries of a snapshot name one of a few clients; a `clientId` is 36 words).
+const F_SAME_CLIENT: u16 = 16;
 
 struct Writer(Vec<u16>);
 
@@ -121,10 +124,18 @@ impl Writer {
         self.u32(s.len() as u32);
         self.0.extend_from_slice(s);
     }
-    fn info(&mut self, i: &WireLockInfo) {
-        self.0.push(mode_bits(i.mode));
-        self.str(&i.name);
-        self.str(&i.client);
+    fn infos(&mut self, list: &[WireLockInfo]) {
+        self.u32(list.len() as u32);
+        let mut prev: Option<&[u16]> = None;
+        for i in list {
+            let same = prev == Some(&i.client[..]);
+            self.0.push(mode_bits(i.mode) | if same { F_SAME_CLIENT } else { 0 });
+            self.str(&i.name);
+            if !same {
+                self.str(&i.client);
+            }
+            prev = Some(&i.client);
+        }
     }
 }
 
@@ -151,23 +162,27 @@ impl Reader<'_> {
         self.0 = rest;
         Ok(s.to_vec())
     }
-    fn mode(&mut self) -> Result<LockMode, DecodeError> {
-        match self.word()? {
-            0 => Ok(LockMode::Exclusive),
-            F_SHARED => Ok(LockMode::Shared),
-            _ => Err(DecodeError::Malformed),
-        }
-    }
     fn infos(&mut self) -> Result<Vec<WireLockInfo>, DecodeError> {
         let n = self.u32()? as usize;
-        // Each entry takes at least 5 words: never trust a count beyond the input.
-        if n > self.0.len() / 5 {
+        // Each entry takes at least 3 words: never trust a count beyond the input.
+        if n > self.0.len() / 3 {
             return Err(DecodeError::Malformed);
         }
-        let mut v = Vec::with_capacity(n);
+        let mut v: Vec<WireLockInfo> = Vec::with_capacity(n);
         for _ in 0..n {
-            let mode = self.mode()?;
-            v.push(WireLockInfo { mode, name: self.str()?, client: self.str()? });
+            let bits = self.word()?;
+            let mode = match bits & !F_SAME_CLIENT {
+                0 => LockMode::Exclusive,
+                F_SHARED => LockMode::Shared,
+                _ => return Err(DecodeError::Malformed),
+            };
+            let name = self.str()?;
+            let client = if bits & F_SAME_CLIENT == 0 {
+                self.str()?
+            } else {
+                v.last().ok_or(DecodeError::Malformed)?.client.clone()
+            };
+            v.push(WireLockInfo { mode, name, client });
         }
         Ok(v)
     }
@@ -303,12 +318,8 @@ impl ArbiterMsg {
             ArbiterMsg::Snapshot { id, held, pending } => {
                 let mut w = Writer::new(T_SNAPSHOT);
                 w.u32(*id);
-                for list in [held, pending] {
-                    w.u32(list.len() as u32);
-                    for i in list {
-                        w.info(i);
-                    }
-                }
+                w.infos(held);
+                w.infos(pending);
                 return w.0;
             }
         };
@@ -391,6 +402,34 @@ mod tests {
                 pending: vec![],
             },
         ]
+    }
+
+    #[test]
+    fn snapshot_sends_a_repeated_client_once() {
+        let info = |n: u16, c: &[u16]| WireLockInfo { name: vec![n], mode: LockMode::Shared, client: c.to_vec() };
+        let a = [0x61; 36];
+        let b = [0x62; 36];
+        let held = vec![info(1, &a), info(2, &a), info(3, &b), info(4, &a), info(5, &a)];
+        let pending = vec![info(6, &a), info(7, &[]), info(8, &[])];
+        let m = ArbiterMsg::Snapshot { id: 1, held, pending };
+        let w = m.encode();
+        assert_eq!(ArbiterMsg::decode(&w), Ok(m));
+        // Header 4 words; per entry 1 mode + 3 name words, plus 2 + 36 for each new client
+        // (held: a, b, a; pending: a, "" with no units).
+        assert_eq!(w.len(), 4 + 2 + 2 + 8 * 4 + 4 * 38 + 2);
+        // The first entry of a list has no entry before it to repeat.
+        let mut bad = vec![VERSION, T_SNAPSHOT, 1, 0, 1, 0, F_SAME_CLIENT, 1, 0, 0x61, 0, 0];
+        assert_eq!(ArbiterMsg::decode(&bad), Err(DecodeError::Malformed));
+        bad[6] = F_SHARED | 4;
+        assert_eq!(ArbiterMsg::decode(&bad), Err(DecodeError::Malformed));
+    }
+
+    #[test]
+    fn the_js_names_carry_this_protocol_version() {
+        // Channels, databases and the SharedWorker are named after the version, so that
+        // two versions never exchange messages they cannot decode.
+        let coord = include_str!("../js/coord.js");
+        assert!(coord.contains(&format!("export const PREFIX = \"web-locks-wasm-{VERSION}\";")));
     }
 
     #[test]

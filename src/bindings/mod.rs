@@ -106,9 +106,13 @@ extern "C" {
     /// A new, empty `LockManagerSnapshot`.
     #[wasm_bindgen(method)]
     fn snapshot(this: &Host) -> JsValue;
-    /// Appends `{ clientId, mode, name }` to the snapshot's `held` (or `pending`) list.
+    /// Appends `{ clientId, mode, name }` to the snapshot's `held` (or `pending`) list,
+    /// with the `clientId` last given to `entryClient` for this snapshot.
     #[wasm_bindgen(method)]
-    fn entry(this: &Host, snapshot: &JsValue, pending: bool, name: &[u16], mode: u8, client: &[u16]);
+    fn entry(this: &Host, snapshot: &JsValue, pending: bool, name: &[u16], mode: u8);
+    /// The `clientId` of the snapshot's next entries (passed once per run of entries).
+    #[wasm_bindgen(method, js_name = entryClient)]
+    fn entry_client(this: &Host, snapshot: &JsValue, client: &[u16]);
     /// Hands the host this module's exports, whose `task`, `done` and `abort` it calls.
     #[wasm_bindgen(method)]
     fn wire(this: &Host, exports: JsValue);
@@ -537,9 +541,14 @@ impl Client {
             ArbiterMsg::Snapshot { id, held, pending } => {
                 if let Some(deferred) = self.queries.remove(id) {
                     let snap = self.host.snapshot();
-                    for (pending, list) in [(false, held), (true, pending)] {
-                        for i in list {
-                            self.host.entry(&snap, pending, &i.name, mode_code(i.mode), &i.client);
+                    let mut client: Option<&[u16]> = None;
+                    for (pending, list) in [(false, &held), (true, &pending)] {
+                        for i in list.iter() {
+                            if client != Some(&i.client[..]) {
+                                self.host.entry_client(&snap, &i.client);
+                                client = Some(&i.client);
+                            }
+                            self.host.entry(&snap, pending, &i.name, mode_code(i.mode));
                         }
                     }
                     self.host.settle(&deferred, true, &snap);

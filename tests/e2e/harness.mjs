@@ -14,7 +14,7 @@ import { chromium } from "playwright-core";
 import { serve } from "../../scripts/server.mjs";
 import { launchOptions } from "../browser.mjs";
 
-export const PREFIX = "web-locks-wasm-1";
+export const PREFIX = "web-locks-wasm-2";
 export const LIVENESS_MS = 10000; // a hang fails instead of blocking; never a timing criterion
 
 export function withTimeout(p, ms, what) {

@@ -6,7 +6,8 @@
 // The same file is the arbiter's SharedWorker script: started as a SharedWorker named
 // PREFIX, it hosts the origin's lock manager instead.
 import { configure, install, setLoader } from "./core.js";
-import { debug, PREFIX, runArbiter } from "./coord.js";
+import { debug, PREFIX } from "./coord.js";
+import { runArbiter } from "./arbiter.js";
 import initWasm, * as glue from "../build/pkg/web_locks_wasm.js";
 
 const load = async () => {

@@ -93,6 +93,7 @@ const minify = profile === "release";
 for (const [src, out] of [
   ["js/core.js", "core.js"],
   ["js/coord.js", "coord.js"],
+  ["js/arbiter.js", "arbiter.js"],
   ["js/index.js", "index.js"],
   ["js/auto.js", "auto.js"],
 ]) {
@@ -133,7 +134,7 @@ const size = (f) => {
   const b = readFileSync(join(dist, f));
   return `${f}: ${b.length} B (${gzipSync(b, { level: 9 }).length} B gzipped)`;
 };
-for (const f of ["web_locks_wasm_bg.wasm", "web_locks_wasm.js", "web_locks_client_bg.wasm", "web_locks_client.js", "core.js", "coord.js", "index.js", "web-locks.js"]) {
+for (const f of ["web_locks_wasm_bg.wasm", "web_locks_wasm.js", "web_locks_client_bg.wasm", "web_locks_client.js", "core.js", "coord.js", "arbiter.js", "index.js", "web-locks.js"]) {
   console.log(size(f));
 }
 console.log("(the bytes each kind of context loads: node scripts/size.mjs)");

@@ -33,8 +33,13 @@ const PATHS = [
   },
   {
     key: "page_esm_full",
-    label: "window or module worker, ESM, hosting the arbiter (local mode, no SharedWorker)",
+    label: "window or module worker, ESM, local mode (the arbiter in the wasm, no coordination)",
     files: [...ESM, "web_locks_wasm.js", "web_locks_wasm_bg.wasm"],
+  },
+  {
+    key: "esm_host",
+    label: "module worker, or window without SharedWorker, ESM, hosting the origin's arbiter",
+    files: [...ESM, "arbiter.js", "web_locks_wasm.js", "web_locks_wasm_bg.wasm"],
   },
   { key: "page_classic", label: "window, classic script (`<script src>`)", files: ["web-locks.js"] },
   { key: "worker", label: "worker (`importScripts`), and the arbiter's SharedWorker", files: ["web-locks.js"] },

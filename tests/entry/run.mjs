@@ -180,6 +180,41 @@ await test("classic script: importScripts in a dedicated worker, calls before re
   assert.ok(r.order.includes("query:1/1") && r.order.includes("3:null") && r.order.includes("4:NotSupportedError"), r.order.join());
 });
 
+await test("ESM in a module worker: the worker hosts the arbiter (arbiter.js, full wasm) and a page shares its locks", async () => {
+  const r = await inPage(async () => {
+    const src = `
+      import { polyfill } from ${JSON.stringify(location.origin + "/dist/index.js")};
+      const L = polyfill.locks;
+      const order = [];
+      const dbg = await L.ready;
+      await L.request("m", async () => {
+        postMessage({ holding: true, hosts: !!dbg.arbiter }); // before any window joins
+        await new Promise((r) => (onmessage = r)); // until the page asked for the same name
+        order.push("worker");
+      });
+      postMessage({ order, mode: dbg.mode });`;
+    const w = new Worker(URL.createObjectURL(new Blob([src], { type: "text/javascript" })), { type: "module" });
+    const msgs = [];
+    const next = () => new Promise((res) => w.addEventListener("message", (e) => res(e.data), { once: true }));
+    msgs.push(await next()); // holding
+    // The page joins through the ESM ponyfill's own manager: it must wait for the worker.
+    // (Its SharedWorker then takes the arbiter over: the worker steps down, and the lock
+    // it holds is re-registered, not lost.)
+    const { polyfill } = await import("/dist/index.js");
+    const pageOrder = [];
+    const asked = polyfill.locks.request("m", () => pageOrder.push("page"));
+    while ((await polyfill.locks.query()).pending.length !== 1) await new Promise((res) => setTimeout(res, 5));
+    w.postMessage("go");
+    const done = await next();
+    await asked;
+    return { done, pageOrder, first: msgs[0] };
+  });
+  assert.deepEqual(r.first, { holding: true, hosts: true }, "the module worker hosts the arbiter");
+  assert.deepEqual(r.done.order, ["worker"]);
+  assert.deepEqual(r.pageOrder, ["page"]);
+  assert.equal(r.done.mode, "shared");
+});
+
 await test("classic script: does nothing where navigator.locks exists", async () => {
   const r = await inPage(async () => {
     const nativeLocks = navigator.locks;

@@ -1,0 +1,318 @@
+// Hosting the arbiter: the election, death probes, recovery and serving clients. Loaded
+// only by a context that runs for arbiter (the SharedWorker, a worker, a window without
+// SharedWorker, or one whose SharedWorker failed to come back); a window whose arbiter runs
+// in the SharedWorker never fetches it. Pure I/O glue around the wasm exports; the
+// decisions that matter for correctness (what to grant, when recovery is complete) are in
+// Rust (src/arbiter.rs). Names: see coord.js.
+import {
+  ANNOUNCE,
+  batcher,
+  CANDIDATE,
+  debug,
+  held,
+  idb,
+  keepOpen,
+  open,
+  PREFIX,
+  stats,
+  unbatch,
+  units,
+  WHO,
+} from "./coord.js";
+
+/** Calls `onDead` once the context holding `${PREFIX}-c-${clientId}` is gone, then deletes it. */
+function probe(clientId, onDead) {
+  const name = `${PREFIX}-c-${clientId}`;
+  let fired = false;
+  const dead = () => {
+    if (fired) return;
+    fired = true;
+    try {
+      idb().deleteDatabase(name);
+    } catch {}
+    onDead();
+  };
+  try {
+    const req = open(name, 2);
+    // Fires as soon as the client's connection closes (close, crash, navigation,
+    // terminate); a frozen client keeps it blocked, rightly, since it still lives.
+    req.onupgradeneeded = () => {
+      try {
+        req.transaction.abort();
+      } catch {}
+      dead();
+    };
+    req.onsuccess = () => {
+      req.result.close();
+      dead();
+    };
+    // Any other failure says nothing about the client: never release on it; ask again.
+    req.onerror = (e) => {
+      e.preventDefault();
+      if (!fired) setTimeout(() => probe(clientId, onDead), 1000);
+    };
+  } catch {
+    // No IndexedDB here: liveness then rests on goodbyes.
+  }
+}
+
+/** Client ids of every probe database in this origin (stale ones from a crash included). */
+async function listedClients() {
+  if (typeof idb().databases !== "function") return [];
+  const dbs = await idb().databases();
+  const head = `${PREFIX}-c-`;
+  return dbs.map((d) => d.name).filter((n) => n && n.startsWith(head)).map((n) => n.slice(head.length));
+}
+
+/**
+ * Runs for leadership: resolves with [connection, epoch] when this context holds the
+ * leader database. Only one context holds it at a time: a candidate's version upgrade
+ * stays blocked while the leader's connection is open and goes through the moment it
+ * closes (the leader died or stepped down).
+ */
+function campaign() {
+  const name = `${PREFIX}-leader`;
+  return new Promise((resolve) => {
+    const attempt = (version) => {
+      const req = open(name, version);
+      let upgraded = false;
+      req.onupgradeneeded = () => {
+        upgraded = true;
+      };
+      req.onsuccess = () => {
+        const db = req.result;
+        if (upgraded && version !== undefined) {
+          resolve([keepOpen(db), db.version]); // a leader ignores the candidates it blocks
+        } else {
+          // Someone else took this version, or we only read the current one: queue for
+          // the next; it stays blocked while that leader lives.
+          const next = db.version + 1;
+          db.close();
+          attempt(next);
+        }
+      };
+      req.onerror = (e) => {
+        e.preventDefault();
+        setTimeout(() => attempt(undefined), 5); // VersionError: read the version again
+      };
+    };
+    attempt(undefined);
+  });
+}
+
+/**
+ * Makes this context a candidate arbiter host; once elected, runs the arbiter until the
+ * context dies or steps down (for a preferred host). `wasm` is the full module's exports
+ * or a promise of them (the campaign starts at once). `ports` is an event target of
+ * MessagePorts (a SharedWorker's connections).
+ */
+export function runArbiter(wasm, { preferred, ports }) {
+  const bus = new BroadcastChannel(PREFIX);
+  const portQueue = [];
+  let serve = null; // set once elected
+  if (ports) {
+    ports.onport = (port) => (serve ? serve(port) : portQueue.push(port));
+  }
+  let preferredWaiting = false;
+
+  bus.onmessage = (e) => {
+    const d = e.data;
+    if (Array.isArray(d) && d[0] === CANDIDATE && !preferred) {
+      preferredWaiting = true;
+      if (serve) stepDown();
+    }
+  };
+  if (preferred) bus.postMessage([CANDIDATE]);
+
+  let stepDown = () => {};
+
+  const run = () => {
+    campaign().then(([leaderDb, epoch]) => {
+      stats.elections++;
+      if (preferredWaiting && !preferred) {
+        // A SharedWorker waits: give way before serving anybody.
+        leaderDb.close();
+        preferredWaiting = false;
+        stats.abdications++;
+        return setTimeout(run, 50);
+      }
+      // The election ran while the module compiled (a cold start's critical path). A
+      // module that fails to load cannot serve: give the election back.
+      Promise.resolve(wasm).then(
+        (w) => lead(w, leaderDb, epoch),
+        () => {
+          leaderDb.close();
+          held.delete(leaderDb);
+          if (preferred && typeof globalThis.close === "function") globalThis.close();
+        },
+      );
+    });
+  };
+
+  function lead(wasm, leaderDb, epoch) {
+    const conns = new Map(); // connection -> { post, clientId }
+    const busConns = new Map(); // clientId -> connection
+    const probed = new Set();
+    let stopped = false;
+    const host = new wasm.ArbiterHost({
+      deliver(conn, words) {
+        const c = conns.get(conn);
+        if (c) c.send(words);
+      },
+    });
+    const connection = (post, close) => {
+      const c = { send: batcher((batch) => post([epoch, batch])), close };
+      return c;
+    };
+    // A wasm trap leaves the module unusable. Rather than hold the election for ever and
+    // answer nobody, this arbiter then retires; another is elected (a SharedWorker closes
+    // itself, and the windows start a fresh one) and the clients re-register with it.
+    const safely = (fn) => {
+      if (stopped) return;
+      try {
+        fn();
+      } catch (e) {
+        bus.postMessage(["E", String(e && e.stack ? e.stack : e)]);
+        retire(false);
+      }
+    };
+    const feed = (conn, batch) =>
+      safely(() => {
+        const ok = unbatch(batch, (words) => host.handle(conn, words) || stats.garbage++);
+        if (!ok) stats.garbage++;
+      });
+    const watch = (clientId) => {
+      if (probed.has(clientId)) return;
+      probed.add(clientId);
+      probe(clientId, () =>
+        safely(() => {
+          stats.deaths++;
+          host.gone(units(clientId));
+          const conn = busConns.get(clientId);
+          if (conn !== undefined) {
+            busConns.delete(clientId);
+            conns.get(conn)?.close?.();
+            conns.delete(conn);
+          }
+        }),
+      );
+    };
+    // Keep a database open for as long as this arbiter lives, so that windows can
+    // notice its death (their blocked deleteDatabase goes through) and start another.
+    // Announce once the database that proves this arbiter alive exists: clients ignore
+    // announcements of epochs that have none (a forged message cannot divert them).
+    const announce = () => stopped || bus.postMessage([ANNOUNCE, epoch, preferred]);
+    try {
+      const req = open(`${PREFIX}-a-${epoch}`, 1);
+      req.onsuccess = () => {
+        keepOpen(req.result);
+        announce();
+      };
+      req.onerror = announce;
+    } catch {
+      announce();
+    }
+
+    // Recovery: every context that may hold a lock has a probe database. Until each of
+    // them re-registered or is found dead, nothing is granted (Rust side).
+    stats.recoveries++;
+    listedClients().then(
+      (ids) =>
+        safely(() => {
+          host.beginRecovery(units(ids.join("\0")));
+          ids.forEach(watch);
+        }),
+      () => safely(() => host.beginRecovery(new Uint16Array(0))),
+    );
+
+    serve = (port) => {
+      let conn = -1;
+      port.onmessage = (e) => {
+        if (stopped) return;
+        const d = e.data;
+        if (Array.isArray(d) && d[0] === "H" && typeof d[1] === "string" && conn < 0) {
+          conn = host.connect();
+          conns.set(conn, connection((m) => port.postMessage(m)));
+          watch(d[1]);
+        } else if (d instanceof Uint16Array && conn >= 0) feed(conn, d);
+        else stats.garbage++;
+      };
+      port.postMessage(["L", epoch]);
+    };
+    portQueue.splice(0).forEach(serve);
+
+    bus.onmessage = (e) => {
+      if (stopped) return;
+      const d = e.data;
+      if (!Array.isArray(d)) return void stats.garbage++;
+      if (d[0] === WHO) return bus.postMessage([ANNOUNCE, epoch, preferred]);
+      if (d[0] === CANDIDATE) {
+        if (!preferred) stepDown();
+      } else if (d[0] === ANNOUNCE) {
+        // Another arbiter of a later epoch: we lost the database without noticing
+        // (cannot happen while our connection is open); stop serving to be safe.
+        // Nothing to do: while our connection to the leader database is open, nobody
+        // else can lead; a later epoch announced here is stale or forged.
+      } else stats.garbage++;
+    };
+    // Clients without a port (workers, or no SharedWorker) write here; only the arbiter
+    // listens, so requests are not fanned out to every context of the origin.
+    const inbox = new BroadcastChannel(`${PREFIX}:a`);
+    inbox.onmessage = (e) => {
+      if (stopped) return;
+      const d = e.data;
+      if (!Array.isArray(d)) return void stats.garbage++;
+      const [clientId, words] = d;
+      if (typeof clientId !== "string" || !(words instanceof Uint16Array)) return void stats.garbage++;
+      let conn = busConns.get(clientId);
+      if (conn === undefined) {
+        conn = host.connect();
+        busConns.set(clientId, conn);
+        const ch = new BroadcastChannel(`${PREFIX}:${clientId}`);
+        conns.set(
+          conn,
+          connection(
+            (m) => ch.postMessage(m),
+            () => ch.close(),
+          ),
+        );
+        watch(clientId);
+      }
+      feed(conn, words);
+    };
+
+    // Stop serving: close the databases that make this the arbiter, so that another is
+    // elected. `requeue`: run again as a candidate; otherwise (the module is broken) a
+    // SharedWorker ends itself.
+    const retire = (requeue) => {
+      if (stopped) return;
+      stopped = true;
+      stats.abdications++;
+      serve = null;
+      leaderDb.close();
+      held.delete(leaderDb);
+      for (const db of held) if (db.name === `${PREFIX}-a-${epoch}`) (db.close(), held.delete(db));
+      try {
+        idb().deleteDatabase(`${PREFIX}-a-${epoch}`);
+      } catch {}
+      bus.onmessage = null;
+      inbox.close();
+      for (const c of conns.values()) c.close?.();
+      try {
+        host.free();
+      } catch {}
+      if (debug.arbiter && debug.arbiter.host === host) debug.arbiter = null; // no longer hosting
+      preferredWaiting = false;
+      bus.close();
+      if (requeue) setTimeout(() => runArbiter(wasm, { preferred, ports }), 100);
+      else if (preferred && typeof globalThis.close === "function") globalThis.close();
+    };
+    // A non-preferred host gives way to a SharedWorker (and queues again behind it).
+    stepDown = () => preferred || retire(true);
+
+    debug.arbiter = { epoch, host, conns };
+  }
+
+  run();
+}
+

@@ -1,6 +1,6 @@
 // Where a cold start's time goes (ours): script loaded, module ready, first arbiter epoch
-// adopted (SharedWorker compiled and elected), first lock granted. Fresh browser context
-// per repetition.   node bench/cold.mjs [reps]
+// adopted (SharedWorker compiled and elected), first lock granted; and, for comparison, how
+// long an empty SharedWorker takes to start. Fresh browser context per repetition.   node bench/cold.mjs [reps]
 import { chromium } from "playwright-core";
 import { serve } from "../scripts/server.mjs";
 import { launchOptions } from "../tests/browser.mjs";
@@ -39,8 +39,29 @@ for (let r = 0; r < reps; r++) {
   );
   await ctx.close();
 }
+// The floor under any SharedWorker-hosted arbiter: how long the browser takes to start a
+// SharedWorker whose script does nothing but answer (fresh context, same origin).
+const SW_SRC = "onconnect = (e) => e.ports[0].postMessage(performance.timeOrigin + performance.now());";
+const swStart = [];
+for (let r = 0; r < reps; r++) {
+  const ctx = await browser.newContext();
+  const p = await ctx.newPage();
+  await p.goto(`${base}/tests/entry/blank.html`);
+  swStart.push(
+    await p.evaluate(async (src) => {
+      const url = URL.createObjectURL(new Blob([src], { type: "text/javascript" }));
+      const t0 = performance.timeOrigin + performance.now();
+      const w = new SharedWorker(url, { name: "bench-empty" });
+      const started = await new Promise((res) => (w.port.onmessage = (e) => res(e.data)));
+      return started - t0;
+    }, SW_SRC),
+  );
+  await ctx.close();
+}
 await browser.close();
 server.close();
 const med = (k) => rows.map((x) => x[k]).sort((a, b) => a - b)[Math.floor((rows.length - 1) / 2)];
 console.log(`cold start, ms since the script was inserted (median of ${reps}):`);
 for (const k of ["scriptLoaded", "moduleReady", "arbiterAdopted", "firstGrant"]) console.log(`  ${k.padEnd(15)} ${med(k).toFixed(1)}`);
+swStart.sort((a, b) => a - b);
+console.log(`an empty SharedWorker: constructor → its script runs, ms (median of ${reps}): ${swStart[Math.floor((reps - 1) / 2)].toFixed(1)}`);

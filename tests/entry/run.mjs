@@ -215,6 +215,22 @@ await test("ESM in a module worker: the worker hosts the arbiter (arbiter.js, fu
   assert.equal(r.done.mode, "shared");
 });
 
+await test("classic script: decodes its wasm without Uint8Array.fromHex (older browsers)", async () => {
+  const r = await inPage(async (del) => {
+    (0, eval)(del);
+    delete Uint8Array.fromHex;
+    await new Promise((res, rej) => {
+      const s = document.createElement("script");
+      s.src = "/dist/web-locks.js";
+      s.onload = res;
+      s.onerror = rej;
+      document.head.append(s);
+    });
+    return navigator.locks.request("hex", (l) => l && l.name);
+  }, DELETE_NATIVE);
+  assert.equal(r, "hex");
+});
+
 await test("classic script: does nothing where navigator.locks exists", async () => {
   const r = await inPage(async () => {
     const nativeLocks = navigator.locks;

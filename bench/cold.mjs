@@ -1,6 +1,7 @@
 // Where a cold start's time goes (ours): script loaded, module ready, first arbiter epoch
 // adopted (SharedWorker compiled and elected), first lock granted; and, for comparison, how
-// long an empty SharedWorker takes to start. Fresh browser context per repetition.   node bench/cold.mjs [reps]
+// long an empty SharedWorker takes to start and the first IndexedDB open takes. Fresh browser
+// context per repetition.   node bench/cold.mjs [reps]
 import { chromium } from "playwright-core";
 import { serve } from "../scripts/server.mjs";
 import { launchOptions } from "../tests/browser.mjs";
@@ -58,6 +59,29 @@ for (let r = 0; r < reps; r++) {
   );
   await ctx.close();
 }
+// And the first IndexedDB open in a fresh profile (every context opens its probe database
+// before it can register; the arbiter's election is IndexedDB too).
+const idbOpen = [];
+for (let r = 0; r < reps; r++) {
+  const ctx = await browser.newContext();
+  const p = await ctx.newPage();
+  await p.goto(`${base}/tests/entry/blank.html`);
+  idbOpen.push(
+    await p.evaluate(async () => {
+      const t0 = performance.now();
+      const db = await new Promise((res, rej) => {
+        const req = indexedDB.open("bench-cold-first-open", 1);
+        req.onsuccess = () => res(req.result);
+        req.onerror = () => rej(req.error);
+      });
+      const ms = performance.now() - t0;
+      db.close();
+      indexedDB.deleteDatabase("bench-cold-first-open");
+      return ms;
+    }),
+  );
+  await ctx.close();
+}
 await browser.close();
 server.close();
 const med = (k) => rows.map((x) => x[k]).sort((a, b) => a - b)[Math.floor((rows.length - 1) / 2)];
@@ -65,3 +89,5 @@ console.log(`cold start, ms since the script was inserted (median of ${reps}):`)
 for (const k of ["scriptLoaded", "moduleReady", "arbiterAdopted", "firstGrant"]) console.log(`  ${k.padEnd(15)} ${med(k).toFixed(1)}`);
 swStart.sort((a, b) => a - b);
 console.log(`an empty SharedWorker: constructor → its script runs, ms (median of ${reps}): ${swStart[Math.floor((reps - 1) / 2)].toFixed(1)}`);
+idbOpen.sort((a, b) => a - b);
+console.log(`the first indexedDB.open() in a fresh profile, ms (median of ${reps}): ${idbOpen[Math.floor((reps - 1) / 2)].toFixed(1)}`);

@@ -296,12 +296,6 @@ pub fn goodbye_words() -> Vec<u16> {
     ClientMsg::Goodbye.encode()
 }
 
-/// This context's `clientId`, as `query()` reports it. (Not a wasm export: the JS side
-/// keeps its own, `host.clientId()`.)
-pub fn client_id() -> JsValue {
-    with(|c| c.client_id.clone()).unwrap_or_default()
-}
-
 struct Args {
     name: JsValue,
     mode: LockMode,

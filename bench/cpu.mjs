@@ -1,14 +1,16 @@
 // Where the CPU goes under contention: 8 tabs × 200 requests on one exclusive lock (0.3 ms
-// busy holds), native and ours, interleaved. Reads the user+system CPU time of every
+// busy holds), or with --readers shared readers and an exclusive writer every 8th request
+// (bench scenario 5's mix), native and ours, interleaved. Reads the user+system CPU time of every
 // process of the browser from /proc (Linux only) before and after, and reports it per
 // grant by process type. On a 2-core machine, CPU per grant bounds throughput.
-//   node bench/cpu.mjs [reps]
+//   node bench/cpu.mjs [reps] [--readers]
 import { readdirSync, readFileSync } from "node:fs";
 import { chromium } from "playwright-core";
 import { serve } from "../scripts/server.mjs";
 import { launchOptions } from "../tests/browser.mjs";
 
-const reps = Number(process.argv[2] || 2);
+const reps = Number(process.argv.slice(2).find((a) => !a.startsWith("--")) || 2);
+const READERS = process.argv.includes("--readers");
 const TAG = `--bench-cpu-${process.pid}`; // finds the browser process among all
 const TICK_MS = 10; // USER_HZ = 100 on Linux
 const server = await serve(new URL("..", import.meta.url).pathname);
@@ -62,14 +64,14 @@ for (let r = 0; r < reps; r++) {
       await Promise.all(
         pages.map((p, who) =>
           p.evaluate(
-            async ([hold, at, who]) => {
+            async ([hold, at, who, readers]) => {
               while (Date.now() < at) await new Promise((r) => setTimeout(r, 1));
               const spans = [];
               const f = eval(hold);
-              for (let i = 0; i < 200; i++) await f("exclusive", 0.3, who, spans);
+              for (let i = 0; i < 200; i++) await f(readers && (i + who) % 8 !== 0 ? "shared" : "exclusive", 0.3, who, spans);
               return spans;
             },
-            [HOLDER, at, who],
+            [HOLDER, at, who, READERS],
           ),
         ),
       )
@@ -99,7 +101,7 @@ for (let r = 0; r < reps; r++) {
 }
 await browser.close();
 server.close();
-console.log("8 tabs × 200 requests on one exclusive lock: CPU µs per grant (busy 0.3 ms holds included)");
+console.log(`8 tabs × 200 requests on one ${READERS ? "name, shared readers and a writer every 8th," : "exclusive lock"}: CPU µs per grant (busy 0.3 ms holds included)`);
 console.log("impl    grants/s  total  browser process  all renderers  busiest renderer");
 for (const r of rows) {
   console.log(

@@ -1,0 +1,110 @@
+#!/usr/bin/env node
+// Cross-engine check in Firefox ESR (Debian's firefox-esr, driven by puppeteer-core over
+// WebDriver BiDi; playwright-core cannot drive it). Not part of the test command:
+//   apt-get install firefox-esr && node tests/conformance/firefox.mjs   (after the build)
+//
+// 1. Our conformance suite (tests/conformance/page.html) against Firefox's native
+//    navigator.locks and ours, in a window and in a dedicated worker.
+// 2. Two tabs with ours (the classic script, arbiter in the SharedWorker): 2 × 100 requests
+//    on one exclusive lock with 5 ms holds must never overlap; then a holder tab closes and
+//    the waiter in the other tab must be granted.
+// Exit code 1 if ours fails a test that Firefox's own implementation passes, or part 2 fails.
+import puppeteer from "puppeteer-core";
+import { serve } from "../../scripts/server.mjs";
+
+const FIREFOX = process.env.FIREFOX || "/usr/bin/firefox-esr";
+const root = new URL("../..", import.meta.url).pathname;
+const server = await serve(root);
+const base = `http://localhost:${server.address().port}`;
+const browser = await puppeteer.launch({ browser: "firefox", executablePath: FIREFOX, headless: true });
+let failed = 0;
+
+// ---- 1. conformance ----
+const runs = {};
+for (const scope of ["window", "worker"]) {
+  for (const target of ["native", "ours"]) {
+    const page = await browser.newPage();
+    await page.goto(`${base}/tests/conformance/page.html?target=${target}&scope=${scope}`, { waitUntil: "load" });
+    await page.waitForFunction(() => self.__done === true, { timeout: 300000, polling: 200 });
+    const r = await page.evaluate(() => ({ results: self.__results, fatal: self.__fatal || null, ua: navigator.userAgent }));
+    await page.close();
+    runs[`${target}/${scope}`] = r;
+    const count = (s) => r.results.filter((t) => t.status === s).length;
+    console.log(`${target}/${scope}: ${count("pass")} passed, ${count("fail")} failed, ${count("skip")} skipped${r.fatal ? ` (harness: ${r.fatal})` : ""}`);
+  }
+  const status = (target) => new Map(runs[`${target}/${scope}`].results.map((t) => [`[${t.list}] ${t.name}`, t]));
+  const native = status("native");
+  for (const [name, t] of status("ours")) {
+    if (t.status !== "fail") continue;
+    const n = native.get(name);
+    const alsoNative = n && n.status === "fail";
+    if (!alsoNative) failed++;
+    console.log(`  ${alsoNative ? "fails on native too" : "FAIL (ours only)"}: ${name}: ${String(t.error).slice(0, 160)}`);
+  }
+}
+
+// ---- 2. two tabs, one lock space ----
+const tab = async () => {
+  const p = await browser.newPage();
+  await p.goto(`${base}/bench/page.html?impl=ours`, { waitUntil: "load" });
+  await p.evaluate(() => window.ready);
+  return p;
+};
+const [a, b] = [await tab(), await tab()];
+const via = await b.evaluate(async () => (await navigator.locks.ready).client.via);
+const spans = (
+  await Promise.all(
+    [a, b].map((p, who) =>
+      p.evaluate(async (who) => {
+        const spans = [];
+        for (let i = 0; i < 100; i++) {
+          await navigator.locks.request("ff", async () => {
+            const s = now();
+            await new Promise((r) => setTimeout(r, 5));
+            spans.push([s, now(), who]);
+          });
+        }
+        return spans;
+      }, who),
+    ),
+  )
+)
+  .flat()
+  .sort((x, y) => x[0] - y[0]);
+// Firefox coarsens performance.now() to 1 ms here (not cross-origin isolated), and each
+// process has its own timeOrigin: overlaps up to SLACK are clock noise, not double grants;
+// holds of 5 ms make a real double grant overlap by several ms.
+const SLACK = 2;
+let overlaps = 0;
+let worst = 0;
+for (let i = 1; i < spans.length; i++) {
+  const o = spans[i - 1][1] - spans[i][0];
+  worst = Math.max(worst, o);
+  if (o > SLACK) overlaps++;
+}
+const interleaved = spans.some((s, i) => i && s[2] !== spans[i - 1][2]);
+console.log(`two tabs, 2 × 100 exclusive requests (5 ms holds): ${spans.length} grants, ${overlaps} overlaps beyond ${SLACK} ms (largest apparent overlap ${worst.toFixed(2)} ms), interleaved: ${interleaved}, client via ${via}`);
+if (spans.length !== 200 || overlaps || !interleaved) failed++;
+
+await a.evaluate(() => {
+  navigator.locks.request("held", () => new Promise(() => {})); // held until the tab goes
+});
+await a.waitForFunction(async () => (await navigator.locks.query()).held.length === 1, { timeout: 10000 });
+await b.evaluate(() => {
+  window.got = null;
+  navigator.locks.request("held", () => (window.got = now()));
+});
+await b.waitForFunction(async () => (await navigator.locks.query()).pending.length === 1, { timeout: 10000 });
+await new Promise((r) => setTimeout(r, 300));
+const early = await b.evaluate(() => window.got);
+const t0 = Date.now();
+await a.close();
+await b.waitForFunction(() => window.got !== null, { timeout: 10000 });
+const ms = (await b.evaluate(() => window.got)) - t0;
+console.log(`holder tab closed → waiter granted: ${early === null ? "not before" : "BEFORE the close (!)"}, then after ${ms.toFixed(1)} ms`);
+if (early !== null) failed++;
+
+await browser.close();
+server.close();
+console.log(failed ? `firefox: ${failed} failure(s)` : `firefox: ok (${runs["ours/window"].ua})`);
+process.exit(failed ? 1 : 0);

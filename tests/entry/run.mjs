@@ -9,12 +9,21 @@ import { launchOptions } from "../browser.mjs";
 
 const root = new URL("../..", import.meta.url).pathname;
 const results = [];
+// A test that hangs (a page that never answers) fails after this long instead of stalling
+// the whole run.
+const TEST_TIMEOUT_MS = 60000;
 async function test(name, fn) {
+  let timer;
   try {
-    await fn();
+    await Promise.race([
+      fn(),
+      new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${TEST_TIMEOUT_MS} ms`)), TEST_TIMEOUT_MS))),
+    ]);
     results.push([name, "pass"]);
   } catch (e) {
     results.push([name, "FAIL", e && e.stack ? e.stack : String(e)]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

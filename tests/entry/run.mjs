@@ -154,20 +154,27 @@ const CLASSIC_BEFORE_READY = async () => {
   return { order, readyIsPromise };
 };
 
+/** In a fresh page without the native API: runs `prep`, loads the classic script, returns `body()`. */
+function withClassic(prep, body) {
+  return inPage(
+    async ([del, prep, body]) => {
+      (0, eval)(del);
+      (0, eval)(prep);
+      await new Promise((res, rej) => {
+        const s = document.createElement("script");
+        s.src = "/dist/web-locks.js";
+        s.onload = res;
+        s.onerror = rej;
+        document.head.append(s);
+      });
+      return (0, eval)(`(${body})`)();
+    },
+    [DELETE_NATIVE, prep, body.toString()],
+  );
+}
+
 await test("classic script: calls before ready are served in order (window)", async () => {
-  const r = await inPage(async (body) => {
-    delete Navigator.prototype.locks;
-    delete globalThis.LockManager;
-    delete globalThis.Lock;
-    await new Promise((res, rej) => {
-      const s = document.createElement("script");
-      s.src = "/dist/web-locks.js";
-      s.onload = res;
-      s.onerror = rej;
-      document.head.append(s);
-    });
-    return (0, eval)(`(${body})`)();
-  }, CLASSIC_BEFORE_READY.toString());
+  const r = await withClassic("", CLASSIC_BEFORE_READY);
   assert.equal(r.readyIsPromise, true);
   assert.deepEqual([...r.order].sort(), ["1:exclusive", "2:shared", "3:null", "4:NotSupportedError", "query:1/1"]);
   // Grant order is request order; the query saw the first held and the second pending.
@@ -225,18 +232,7 @@ await test("ESM in a module worker: the worker hosts the arbiter (arbiter.js, fu
 });
 
 await test("classic script: decodes its wasm without Uint8Array.fromHex (older browsers)", async () => {
-  const r = await inPage(async (del) => {
-    (0, eval)(del);
-    delete Uint8Array.fromHex;
-    await new Promise((res, rej) => {
-      const s = document.createElement("script");
-      s.src = "/dist/web-locks.js";
-      s.onload = res;
-      s.onerror = rej;
-      document.head.append(s);
-    });
-    return navigator.locks.request("hex", (l) => l && l.name);
-  }, DELETE_NATIVE);
+  const r = await withClassic("delete Uint8Array.fromHex;", () => navigator.locks.request("hex", (l) => l && l.name));
   assert.equal(r, "hex");
 });
 

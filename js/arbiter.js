@@ -20,6 +20,26 @@ import {
   WHO,
 } from "./coord.js";
 
+// WEB_LOCKS_TRACE is a build-time constant (scripts/build.mjs defines it): true in test
+// builds (WEB_LOCKS_TRACE=1), which post the arbiter's decision log; the package is built
+// with false, and esbuild drops that code. Load this file through the build only.
+/* global WEB_LOCKS_TRACE */
+
+/**
+ * Test builds only (feature `trace`): posts the arbiter's decision log, stamped with this
+ * context's clock, on a channel the chaos runner's observer listens to (tests/chaos).
+ * `traced()` sends what was decided since the last call; `traced(mark)` a marker.
+ */
+const tracer =
+  WEB_LOCKS_TRACE &&
+  ((host, epoch) => {
+    const trace = host.takeTrace && new BroadcastChannel(`${PREFIX}:trace`);
+    return (mark) => {
+      const w = trace && (mark || host.takeTrace());
+      if (w && w.length) trace.postMessage([epoch, performance.timeOrigin + performance.now(), w]);
+    };
+  });
+
 /** Calls `onDead` once the context holding `${PREFIX}-c-${clientId}` is gone, then deletes it. */
 function probe(clientId, onDead) {
   const name = `${PREFIX}-c-${clientId}`;
@@ -160,6 +180,8 @@ export function runArbiter(wasm, { preferred, ports }) {
         if (c) c.send(words);
       },
     });
+    const traced = WEB_LOCKS_TRACE && tracer(host, epoch);
+    WEB_LOCKS_TRACE && traced("lead");
     const connection = (post, close) => {
       const c = { send: batcher((batch) => post([epoch, batch])), close };
       return c;
@@ -178,7 +200,10 @@ export function runArbiter(wasm, { preferred, ports }) {
     };
     const feed = (conn, batch) =>
       safely(() => {
-        const ok = unbatch(batch, (words) => host.handle(conn, words) || stats.garbage++);
+        const ok = unbatch(batch, (words) => {
+          host.handle(conn, words) || stats.garbage++;
+          WEB_LOCKS_TRACE && traced();
+        });
         if (!ok) stats.garbage++;
       });
     const watch = (clientId) => {
@@ -188,6 +213,7 @@ export function runArbiter(wasm, { preferred, ports }) {
         safely(() => {
           stats.deaths++;
           host.gone(units(clientId));
+          WEB_LOCKS_TRACE && traced();
           const conn = busConns.get(clientId);
           if (conn !== undefined) {
             busConns.delete(clientId);
@@ -220,6 +246,7 @@ export function runArbiter(wasm, { preferred, ports }) {
       (ids) =>
         safely(() => {
           host.beginRecovery(units(ids.join("\0")));
+          WEB_LOCKS_TRACE && traced();
           ids.forEach(watch);
         }),
       () => safely(() => host.beginRecovery(new Uint16Array(0))),
@@ -287,6 +314,7 @@ export function runArbiter(wasm, { preferred, ports }) {
     const retire = (requeue) => {
       if (stopped) return;
       stopped = true;
+      WEB_LOCKS_TRACE && traced("retire");
       stats.abdications++;
       serve = null;
       leaderDb.close();

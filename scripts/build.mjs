@@ -23,8 +23,15 @@ rmSync(pkg, { recursive: true, force: true });
 // the SharedWorker. Each is built without the standard library (feature `slim`), in its
 // own target dir so that both stay cached, then gets its JS glue (ESM, `--target web`)
 // and npm binaryen's wasm-opt (Debian's 108 corrupts wasm-bindgen 0.2.130 output).
+// WEB_LOCKS_TRACE=1 (test builds only, with WEB_LOCKS_DIST): the full module keeps the
+// arbiter's decision log (feature `trace`), which js/arbiter.js then posts for the chaos
+// runner (tests/chaos).
+const trace = process.env.WEB_LOCKS_TRACE === "1";
+if (trace && !process.env.WEB_LOCKS_DIST) throw new Error("WEB_LOCKS_TRACE=1 needs WEB_LOCKS_DIST: the package in dist/ never traces");
 const MODULES = [
-  { name: "web_locks_wasm", cargo: ["--features", "slim"], targetDir: "target" },
+  trace
+    ? { name: "web_locks_wasm", cargo: ["--features", "slim,trace"], targetDir: "target/trace" }
+    : { name: "web_locks_wasm", cargo: ["--features", "slim"], targetDir: "target" },
   { name: "web_locks_client", cargo: ["--no-default-features", "--features", "slim"], targetDir: "target/client" },
 ];
 const dir = profile === "dev" ? "debug" : profile;
@@ -97,7 +104,7 @@ for (const [src, out] of [
   ["js/index.js", "index.js"],
   ["js/auto.js", "auto.js"],
 ]) {
-  await esbuild.build({ entryPoints: [join(root, src)], outfile: join(dist, out), format: "esm", minify, target: "es2020", logLevel: "warning" });
+  await esbuild.build({ entryPoints: [join(root, src)], outfile: join(dist, out), format: "esm", minify, target: "es2020", define: { WEB_LOCKS_TRACE: String(trace) }, logLevel: "warning" });
 }
 // The glue, bundled from an entry that re-exports all of it but `initSync`, which the
 // package never calls (js/index.js and js/classic.js use the default export), so that
@@ -126,7 +133,7 @@ await esbuild.build({
   format: "iife",
   minify,
   target: "es2020",
-  define: { __WASM_HEX__: JSON.stringify(readFileSync(wasm).toString("hex")), "import.meta.url": '""' },
+  define: { __WASM_HEX__: JSON.stringify(readFileSync(wasm).toString("hex")), "import.meta.url": '""', WEB_LOCKS_TRACE: String(trace) },
   logLevel: "warning",
 });
 

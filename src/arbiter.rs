@@ -10,8 +10,36 @@ use alloc::rc::Rc;
 use alloc::vec::Vec;
 
 use crate::engine::{ClientId, Effect, Engine, LockInfo, RequestKey};
+#[cfg(feature = "trace")]
+use crate::engine::{LockMode, RequestId};
 use crate::map::{IdMap, NameMap};
 use crate::protocol::{ArbiterMsg, ClientMsg, WireLockInfo};
+
+/// One decision of the arbiter, in the order it made them (feature `trace`, test builds
+/// only). `client` is the public `clientId` of the context concerned.
+#[cfg(feature = "trace")]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// A client registered (its restored requests follow as [`Decision::Restored`]).
+    Hello { client: Rc<[u16]> },
+    /// A request re-registered after an arbiter restart: held, or queued at a position.
+    Restored { client: Rc<[u16]>, id: RequestId, name: Rc<[u16]>, mode: LockMode, held: bool },
+    /// The lock is now held by this request; its client is told `Granted`.
+    Granted { client: Rc<[u16]>, id: RequestId, name: Rc<[u16]>, mode: LockMode },
+    /// `ifAvailable` and not available.
+    Unavailable { client: Rc<[u16]>, id: RequestId },
+    /// A held lock evicted by a steal; its client is told `Stolen`.
+    Stolen { client: Rc<[u16]>, id: RequestId },
+    /// A held lock released by its client's `Release`.
+    Released { client: Rc<[u16]>, id: RequestId },
+    /// A queued request withdrawn by its client's `Release` (abort, or an unused grant).
+    Withdrawn { client: Rc<[u16]>, id: RequestId },
+    /// The client is gone (death, goodbye, closed connection): its waiting requests are
+    /// dropped and its locks released.
+    Gone { client: Rc<[u16]> },
+    /// Recovery is over: the grants that follow may use every restored queue.
+    Recovered,
+}
 
 /// Owns one engine and the clients connected to it.
 ///
@@ -42,6 +70,9 @@ pub struct Arbiter {
     effects: Vec<Effect>,
     /// Messages refused (duplicate ids, impossible flags, unknown clients): counted, not fatal.
     pub rejected: u64,
+    /// The decision log (feature `trace`); drained by [`Arbiter::take_trace`].
+    #[cfg(feature = "trace")]
+    trace: Vec<Decision>,
 }
 
 impl Arbiter {
@@ -94,6 +125,8 @@ impl Arbiter {
             self.disconnect(client, out);
         }
         if self.waiting.remove(label).is_some() {
+            #[cfg(feature = "trace")]
+            self.trace.push(Decision::Gone { client: label.into() });
             self.finish_recovery(out);
         }
     }
@@ -103,6 +136,8 @@ impl Arbiter {
         self.open.remove(client);
         self.buffered.retain(|(c, _)| *c != client);
         if let Some(label) = self.clients.remove(client) {
+            #[cfg(feature = "trace")]
+            self.trace.push(Decision::Gone { client: label.clone() });
             self.by_label.remove(&label);
             if self.recovering {
                 // A client that has not re-registered yet may hold what this would grant:
@@ -117,6 +152,17 @@ impl Arbiter {
 
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// The decisions made since the last call, in order (feature `trace`).
+    #[cfg(feature = "trace")]
+    pub fn take_trace(&mut self) -> Vec<Decision> {
+        core::mem::take(&mut self.trace)
+    }
+
+    #[cfg(feature = "trace")]
+    fn label(&self, client: ClientId) -> Rc<[u16]> {
+        self.clients.get(client).cloned().unwrap_or_else(|| Rc::from(&[][..]))
     }
 
     /// Handles one message from `client`; replies (to it and to others) go to `out`.
@@ -137,7 +183,20 @@ impl Arbiter {
                 }
             }
             ClientMsg::Release { id } => {
-                self.engine.release(RequestKey { client, request: id }, &mut self.effects);
+                let key = RequestKey { client, request: id };
+                #[cfg(feature = "trace")]
+                let held = self.engine.is_held(key);
+                #[cfg_attr(not(feature = "trace"), allow(unused_variables))]
+                let known = self.engine.release(key, &mut self.effects);
+                #[cfg(feature = "trace")]
+                if known {
+                    let client = self.label(client);
+                    self.trace.push(if held {
+                        Decision::Released { client, id }
+                    } else {
+                        Decision::Withdrawn { client, id }
+                    });
+                }
             }
             ClientMsg::Query { id } => {
                 let snap = self.engine.snapshot();
@@ -176,14 +235,24 @@ impl Arbiter {
         let label: Rc<[u16]> = label.into();
         self.clients.insert(client, label.clone());
         self.by_label.insert(label.clone(), client);
+        #[cfg(feature = "trace")]
+        self.trace.push(Decision::Hello { client: label.clone() });
         for r in restore {
             let key = RequestKey { client, request: r.id };
+            let name: Rc<[u16]> = r.name.into();
+            #[cfg(feature = "trace")]
+            let traced = (name.clone(), r.mode, r.position.is_none());
             let result = match r.position {
-                None => self.engine.restore_held(key, r.name.into(), r.mode),
-                Some(p) => self.engine.restore_queued(key, r.name.into(), r.mode, p),
+                None => self.engine.restore_held(key, name, r.mode),
+                Some(p) => self.engine.restore_queued(key, name, r.mode, p),
             };
             if result.is_err() {
                 self.rejected += 1;
+            }
+            #[cfg(feature = "trace")]
+            if result.is_ok() {
+                let (name, mode, held) = traced;
+                self.trace.push(Decision::Restored { client: label.clone(), id: r.id, name, mode, held });
             }
         }
         if self.waiting.remove(&label).is_some() || !self.recovering {
@@ -199,6 +268,8 @@ impl Arbiter {
         }
         if self.recovering {
             self.recovering = false;
+            #[cfg(feature = "trace")]
+            self.trace.push(Decision::Recovered);
             self.engine.process_all(&mut self.effects);
             self.flush(out);
         }
@@ -208,6 +279,19 @@ impl Arbiter {
     }
 
     fn flush(&mut self, out: &mut Vec<(ClientId, ArbiterMsg)>) {
+        #[cfg(feature = "trace")]
+        for e in &self.effects {
+            let decision = match *e {
+                Effect::Granted(k) => {
+                    let Some((name, mode)) = self.engine.lookup(k) else { continue };
+                    Decision::Granted { client: self.label(k.client), id: k.request, name: name.clone(), mode }
+                }
+                Effect::Unavailable(k) => Decision::Unavailable { client: self.label(k.client), id: k.request },
+                Effect::Stolen(k) => Decision::Stolen { client: self.label(k.client), id: k.request },
+                Effect::Queued(..) => continue,
+            };
+            self.trace.push(decision);
+        }
         out.extend(self.effects.drain(..).map(|e| match e {
             Effect::Granted(k) => (k.client, ArbiterMsg::Granted { id: k.request }),
             Effect::Unavailable(k) => (k.client, ArbiterMsg::Unavailable { id: k.request }),

@@ -91,6 +91,64 @@ impl ArbiterHost {
         f64::from(self.malformed) + self.arbiter.rejected as f64
     }
 
+    /// The decisions made since the last call (feature `trace`, test builds only), as
+    /// words: per decision a kind (1 Hello, 2 Restored held, 3 Restored queued, 4 Granted,
+    /// 5 Unavailable, 6 Stolen, 7 Released, 8 Withdrawn, 9 Gone, 10 Recovered), then,
+    /// where it has them, the `clientId` (length-prefixed), the request id (two words),
+    /// the mode (0 exclusive, 1 shared) and the name (length-prefixed). See
+    /// tests/chaos/trace.mjs.
+    #[cfg(feature = "trace")]
+    #[wasm_bindgen(js_name = takeTrace)]
+    pub fn take_trace(&mut self) -> Vec<u16> {
+        use crate::arbiter::Decision as D;
+        use crate::engine::LockMode;
+        let mut w: Vec<u16> = Vec::new();
+        let str = |w: &mut Vec<u16>, s: &[u16]| {
+            w.push(s.len() as u16);
+            w.extend_from_slice(s);
+        };
+        let id =
+            |w: &mut Vec<u16>, id: crate::engine::RequestId| w.extend_from_slice(&[id.0 as u16, (id.0 >> 16) as u16]);
+        let mode = |m: LockMode| u16::from(m == LockMode::Shared);
+        for d in &self.arbiter.take_trace() {
+            match d {
+                D::Hello { client } | D::Gone { client } => {
+                    w.push(if matches!(d, D::Hello { .. }) { 1 } else { 9 });
+                    str(&mut w, client);
+                }
+                &D::Restored { ref client, id: i, ref name, mode: m, held } => {
+                    w.push(if held { 2 } else { 3 });
+                    str(&mut w, client);
+                    id(&mut w, i);
+                    w.push(mode(m));
+                    str(&mut w, name);
+                }
+                &D::Granted { ref client, id: i, ref name, mode: m } => {
+                    w.push(4);
+                    str(&mut w, client);
+                    id(&mut w, i);
+                    w.push(mode(m));
+                    str(&mut w, name);
+                }
+                &(D::Unavailable { ref client, id: i }
+                | D::Stolen { ref client, id: i }
+                | D::Released { ref client, id: i }
+                | D::Withdrawn { ref client, id: i }) => {
+                    w.push(match d {
+                        D::Unavailable { .. } => 5,
+                        D::Stolen { .. } => 6,
+                        D::Released { .. } => 7,
+                        _ => 8,
+                    });
+                    str(&mut w, client);
+                    id(&mut w, i);
+                }
+                &D::Recovered => w.push(10),
+            }
+        }
+        w
+    }
+
     fn flush(&mut self) {
         for (client, msg) in self.out.drain(..) {
             self.io.deliver(client.0, &msg.encode());

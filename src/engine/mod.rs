@@ -200,6 +200,11 @@ impl Engine {
         matches!(self.entries.get(key), Some(Entry { place: Place::Held(_), .. }))
     }
 
+    /// The name and mode of a queued or held request.
+    pub fn lookup(&self, key: RequestKey) -> Option<(&ResourceName, LockMode)> {
+        self.entries.get(key).map(|e| (&e.name, e.mode))
+    }
+
     /// Whether `key` is currently waiting in a queue.
     pub fn is_queued(&self, key: RequestKey) -> bool {
         matches!(self.entries.get(key), Some(Entry { place: Place::Queued(_), .. }))

@@ -13,7 +13,6 @@
 (function () {
   "use strict";
   const g = self;
-  const POLYFILL = "/dist/web-locks.js";
   const AGENT = "/tests/e2e/agent.js";
   const now = () => performance.timeOrigin + performance.now();
   const isWindow = typeof document !== "undefined";
@@ -28,6 +27,9 @@
   const target = params.get("target") || "ours";
   const nosw = params.get("nosw") === "1";
   const label = params.get("label") || kind;
+  // dist=build/dist-trace: another build of the package (the chaos runner's trace build).
+  const dist = /^[\w/-]+$/.test(params.get("dist") || "") ? params.get("dist") : null;
+  const POLYFILL = `/${dist || "dist"}/web-locks.js`;
 
   // ---- installing the target ---------------------------------------------------------
   function removeNative() {
@@ -62,6 +64,7 @@
 
   // ---- requests and their timeline -----------------------------------------------------
   const records = []; // in request order
+  let requestCalls = 0; // navigator.locks.request() calls made here (see chaos())
   const byKey = new Map();
   let seq = 0;
   let frozen = false; // after snapshotForKill(): nothing is released or requested any more
@@ -113,6 +116,7 @@
     r._grantedP = new Promise((res) => (granted = res));
     records.push(r);
     byKey.set(key, r);
+    requestCalls++;
     r._settledP = navigator.locks
       .request(name, o, async (lock) => {
         r.start = now();
@@ -201,6 +205,7 @@
     const u = new URL(script, location.origin);
     u.searchParams.set("target", target);
     if (nosw) u.searchParams.set("nosw", "1");
+    if (dist) u.searchParams.set("dist", dist);
     u.searchParams.set("label", sub);
     return u.href;
   }
@@ -235,7 +240,7 @@
       entry = { call: r.call, kill: () => reg.unregister() };
     } else if (what === "frame") {
       const f = document.createElement("iframe");
-      f.src = `/tests/e2e/page.html?target=${target}${nosw ? "&nosw=1" : ""}&label=${encodeURIComponent(sub)}`;
+      f.src = `/tests/e2e/page.html?target=${target}${nosw ? "&nosw=1" : ""}${dist ? `&dist=${dist}` : ""}&label=${encodeURIComponent(sub)}`;
       await new Promise((res, rej) => {
         f.onload = res;
         f.onerror = rej;
@@ -260,6 +265,8 @@
     }
     return out;
   }
+
+  const chaosState = { running: false, dirty: new Set(), done: null };
 
   // ---- the API the harness calls -------------------------------------------------------
   const api = {
@@ -432,6 +439,85 @@
       }
       await api.settleAll(cfg.settleMs ?? 10000);
       return { issued: records.length };
+    },
+    /**
+     * The chaos runner's workload (tests/chaos/run.mjs): `cfg.loops` loops, each making one
+     * request after another on `cfg.names` until `cfg.until` (this context's clock) or
+     * chaosStop(): mode, flags and hold drawn from a seeded generator. Returns at once;
+     * chaosDrain() hands over the records changed since its last call. Each record carries
+     * `id`, this context's count of request() calls (ours numbers requests 1, 2, ... in
+     * call order, the ids its arbiter's decision log uses), and this context's `clientId`.
+     */
+    async chaos(cfg) {
+      const d = await ready;
+      const clientId = d && d.client ? d.client.clientId : label;
+      let s = cfg.seed >>> 0;
+      const rnd = () => {
+        s = (s + 0x6d2b79f5) >>> 0;
+        let t = s;
+        t = Math.imul(t ^ (t >>> 15), t | 1);
+        t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+        return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+      };
+      chaosState.running = true;
+      const sleep = (ms) => new Promise((res) => setTimeout(res, ms));
+      const loop = async () => {
+        while (chaosState.running && !frozen && now() < cfg.until) {
+          const name = cfg.names[Math.floor(rnd() * cfg.names.length)];
+          const x = rnd();
+          const o = {};
+          let abortAfter = -1;
+          if (x < cfg.pSteal) o.steal = true;
+          else if (x < cfg.pSteal + cfg.pIfAvailable) o.ifAvailable = true;
+          else if (x < cfg.pSteal + cfg.pIfAvailable + cfg.pAbort) abortAfter = Math.floor(rnd() * (cfg.maxAbortDelay + 1));
+          if (!o.steal && rnd() < cfg.pShared) o.mode = "shared";
+          const hold = rnd() * cfg.maxHold;
+          const r = { ctx: label, clientId, id: ++requestCalls, name, mode: o.mode || "exclusive", steal: !!o.steal, ifAvailable: !!o.ifAvailable, abortable: abortAfter >= 0, t0: now(), start: null, end: null, settled: null, outcome: "pending" };
+          const touch = () => chaosState.dirty.add(r);
+          let ac = null;
+          if (abortAfter >= 0) {
+            ac = new AbortController();
+            o.signal = ac.signal;
+          }
+          touch();
+          const p = navigator.locks.request(name, o, async (lock) => {
+            r.start = now();
+            if (!lock) {
+              r.end = r.start;
+              r.outcome = "unavailable";
+              touch();
+              return;
+            }
+            r.outcome = "held";
+            touch();
+            if (hold >= 0.5) await sleep(hold);
+            r.end = now(); // stamped before the callback returns
+            touch();
+          });
+          if (ac) setTimeout(() => ac.abort(new DOMException("chaos abort", "AbortError")), abortAfter);
+          await p.then(
+            () => (r.outcome = r.outcome === "unavailable" ? "unavailable" : "released"),
+            (e) => (r.outcome = e && e.message === "chaos abort" ? "aborted" : e && e.name === "AbortError" ? "stolen" : `rejected: ${e}`),
+          );
+          r.settled = now();
+          touch();
+        }
+      };
+      const loops = [];
+      for (let i = 0; i < cfg.loops; i++) loops.push(loop());
+      chaosState.done = Promise.all(loops);
+      return { clientId, label };
+    },
+    chaosDrain() {
+      const out = [...chaosState.dirty].map((r) => ({ ...r }));
+      chaosState.dirty.clear();
+      return out;
+    },
+    /** Stops the loops (no new request); resolves when every loop's last request settled. */
+    async chaosStop(ms = 15000) {
+      chaosState.running = false;
+      await withTimeout(chaosState.done || Promise.resolve(), ms, "the chaos loops to finish");
+      return api.chaosDrain();
     },
     async query() {
       const q = await navigator.locks.query();

@@ -88,9 +88,11 @@ class Harness {
    * A fresh browser context (its own storage: a lock universe of its own) for one
    * scenario; with { freezable: true } the browser's default context instead (see above).
    */
-  async scene({ target = "ours", nosw = false, freezable = false } = {}) {
+  async scene({ target = "ours", nosw = false, freezable = false, dist = null } = {}) {
     const context = freezable ? this.browser.contexts()[0] : await this.browser.newContext();
-    return new Scene(this, context, target, nosw, freezable);
+    const s = new Scene(this, context, target, nosw, freezable);
+    s.dist = dist; // another build of the package than dist/ (e.g. the chaos runner's trace build)
+    return s;
   }
   async close() {
     await this.browser.close().catch(() => {});
@@ -122,7 +124,7 @@ class Scene {
     this.contextId = null;
   }
   url(label, { nosw = this.nosw } = {}) {
-    return `${this.h.base}/tests/e2e/page.html?target=${this.target}${nosw ? "&nosw=1" : ""}&label=${encodeURIComponent(label)}`;
+    return `${this.h.base}/tests/e2e/page.html?target=${this.target}${nosw ? "&nosw=1" : ""}${this.dist ? `&dist=${this.dist}` : ""}&label=${encodeURIComponent(label)}`;
   }
   /** Opens a tab on page.html and waits for its `navigator.locks.ready`. */
   async tab(label = `tab${++tabCounter}`, opts = {}) {
@@ -148,10 +150,10 @@ class Scene {
   async sharedWorkers() {
     return (await this.h.targets()).filter((t) => t.type === "shared_worker" && t.browserContextId === this.contextId);
   }
-  /** The arbiter's SharedWorker (the one named PREFIX running /dist/web-locks.js). */
+  /** The arbiter's SharedWorker (the one named PREFIX running the package's web-locks.js). */
   async arbiterTarget() {
     const sws = await this.sharedWorkers();
-    return sws.find((t) => t.url.endsWith("/dist/web-locks.js")) || null;
+    return sws.find((t) => t.url.endsWith(`/${this.dist || "dist"}/web-locks.js`)) || null;
   }
   /**
    * Kills the arbiter's SharedWorker with Target.closeTarget and verifies that its context

@@ -1,0 +1,167 @@
+// The chaos runner: many contexts hammer a few lock names with random requests while
+// contexts are crashed and closed, and an exact checker (check.mjs) joins the arbiter's
+// decision log with every callback's holder interval afterwards.
+//
+// Workload (the defaults reproduce the one that found issue #8): `--tabs` tabs, each with a
+// dedicated worker (classic importScripts of the package); in every context `--loops` loops
+// make one request after another on `--names` names: exclusive 70 % / shared 30 %,
+// ifAvailable 10 %, steal 3 %, aborted after 0–5 ms 10 %, callbacks held 0–5 ms. Every
+// 2–4 s a random tab is crashed (Page.crash) or closed, with its worker, and replaced.
+// Every kill happens while the tab's loops run: what it holds, it holds until it dies.
+//
+// The package is built with WEB_LOCKS_TRACE=1 into build/dist-trace (the arbiter posts its
+// decisions; dist/ is left alone). An observer tab, which loads no polyfill, collects them.
+//
+//   node tests/chaos/run.mjs [--seconds 90] [--tabs 8] [--loops 2] [--names 4] [--seed N]
+//                            [--trials 1] [--kill-min 2000] [--kill-max 4000] [--no-build]
+//                            [--out build/chaos-report.json]
+//
+// Exit code 1 when any trial has a violation (each is printed with the decisions that led
+// to it); the report (JSON) keeps every figure and violation.
+import { execFileSync } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { PREFIX, sleep, startHarness, withTimeout } from "../e2e/harness.mjs";
+import { check } from "./check.mjs";
+import { decode } from "./trace.mjs";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
+const argv = process.argv.slice(2);
+const opt = (name, dflt) => {
+  const i = argv.indexOf(`--${name}`);
+  return i < 0 ? dflt : typeof dflt === "number" ? Number(argv[i + 1]) : argv[i + 1];
+};
+const cfg = {
+  seconds: opt("seconds", 90),
+  tabs: opt("tabs", 8),
+  loops: opt("loops", 2),
+  names: opt("names", 4),
+  trials: opt("trials", 1),
+  seed: opt("seed", Date.now() % 1000000),
+  killMin: opt("kill-min", 2000),
+  killMax: opt("kill-max", 4000),
+  out: opt("out", "build/chaos-report.json"),
+};
+const DIST = "build/dist-trace";
+
+if (!argv.includes("--no-build")) {
+  console.log(`building the trace build into ${DIST} (WEB_LOCKS_TRACE=1)`);
+  execFileSync(process.execPath, [join(root, "scripts/build.mjs")], {
+    cwd: root,
+    stdio: ["ignore", "ignore", "inherit"],
+    env: { ...process.env, WEB_LOCKS_TRACE: "1", WEB_LOCKS_DIST: DIST },
+  });
+}
+
+let rs = cfg.seed >>> 0;
+const rnd = () => ((rs = (Math.imul(rs, 1103515245) + 12345) >>> 0) >>> 8) / 16777216;
+
+async function trial(h, n) {
+  const seed = cfg.seed * 1000 + n;
+  const s = await h.scene({ target: "ours", dist: DIST });
+  const t0 = Date.now();
+  const observer = await s.context.newPage();
+  await observer.goto(`${h.base}/tests/chaos/observer.html?channel=${encodeURIComponent(`${PREFIX}:trace`)}`);
+  const batches = [];
+  const records = new Map();
+  const killed = new Map();
+  const kills = { crash: 0, close: 0 };
+  const names = Array.from({ length: cfg.names }, (_, i) => `chaos${i}`);
+  let until = 0;
+  let next = 0;
+  const units = new Set();
+  const merge = (list) => {
+    for (const r of list) records.set(`${r.clientId}/${r.id}`, r);
+  };
+  const work = (i) => ({ seed: seed * 100 + i, loops: cfg.loops, names, pShared: 0.3, pIfAvailable: 0.1, pSteal: 0.03, pAbort: 0.1, maxHold: 5, maxAbortDelay: 5, until });
+  const spawnUnit = async () => {
+    const i = next++;
+    const tab = await s.tab(`T${i}`);
+    const worker = await tab.spawn("worker", `W${i}`);
+    if (!until) until = (await tab.now()) + cfg.seconds * 1000;
+    const u = { i, tab, worker, ids: [] };
+    u.ids.push((await tab.call("chaos", work(2 * i))).clientId);
+    u.ids.push((await worker.call("chaos", work(2 * i + 1))).clientId);
+    units.add(u);
+    return u;
+  };
+  const drainUnit = async (u) => {
+    merge(await u.tab.call("chaosDrain"));
+    merge(await u.worker.call("chaosDrain"));
+  };
+  const drainObserver = async () => batches.push(...(await observer.evaluate(() => window.drain())));
+
+  for (let i = 0; i < cfg.tabs; i++) await spawnUnit();
+  let running = true;
+  const poller = (async () => {
+    while (running) {
+      await sleep(300);
+      for (const u of [...units]) if (units.has(u)) await drainUnit(u).catch(() => {});
+      await drainObserver();
+    }
+  })();
+  // The killer: the victim's records are drained just before, so that little is lost with it.
+  const clock = () => [...units][0].tab.now();
+  for (;;) {
+    await sleep(cfg.killMin + rnd() * (cfg.killMax - cfg.killMin));
+    if ((await clock()) > until - 1000) break;
+    const victims = [...units];
+    const u = victims[Math.floor(rnd() * victims.length)];
+    units.delete(u);
+    await drainUnit(u).catch(() => {});
+    const how = rnd() < 0.5 ? "crash" : "close";
+    const t = await u.tab.now();
+    if (how === "crash") await u.tab.crash();
+    else await u.tab.close();
+    kills[how]++;
+    for (const id of u.ids) killed.set(id, t);
+    await spawnUnit();
+  }
+  while ((await clock()) < until) await sleep(100);
+  running = false;
+  await poller;
+  // Let every loop's last request settle, then collect everything.
+  const stops = await Promise.all([...units].flatMap((u) => [u.tab.call("chaosStop"), u.worker.call("chaosStop")]).map((p) => p.catch((e) => ({ error: e.message }))));
+  const stalled = stops.filter((x) => x.error).map((x) => x.error);
+  for (const x of stops) if (Array.isArray(x)) merge(x);
+  await sleep(500);
+  await drainObserver();
+  const decisions = decode(batches);
+  const result = check({ records: [...records.values()], decisions, killed });
+  for (const e of stalled) result.violations.push({ kind: "loops did not finish (a request never settled)", detail: e });
+  if (result.figures.unsettled) result.violations.push({ kind: "unsettled requests in live contexts", detail: `${result.figures.unsettled}` });
+  const pageErrors = s.errors.slice();
+  await s.close();
+  return { trial: n, seed, seconds: (Date.now() - t0) / 1000, kills, ...result, pageErrors: pageErrors.slice(0, 20), contexts: 2 * next };
+}
+
+const h = await startHarness();
+const report = { date: new Date().toISOString(), browser: h.version, cfg, trials: [] };
+let bad = 0;
+try {
+  for (let n = 1; n <= cfg.trials; n++) {
+    const r = await withTimeout(trial(h, n), cfg.seconds * 1000 + 180000, `trial ${n}`);
+    report.trials.push(r);
+    const f = r.figures;
+    console.log(
+      `trial ${n} (seed ${r.seed}): ${f.requests} requests, ${f.callbacks} callbacks with a lock, ${r.contexts} contexts, ` +
+        `kills ${r.kills.crash} crash + ${r.kills.close} close, ${f.arbiters} arbiter(s), ${f.decisions} decisions; ` +
+        `overlaps ${r.overlaps.total} (explained: ${r.overlaps.byReason.stolen} by a steal, ${r.overlaps.byReason.gone} by a death, ${r.overlaps.byReason.released} by release order within the clock slack); ` +
+        `violations ${r.violations.length}; ${r.seconds.toFixed(0)} s`,
+    );
+    console.log(`  outcomes: ${JSON.stringify(f.outcomes)}; smallest margins (ms): ${JSON.stringify(f.margins)}`);
+    for (const v of r.violations.slice(0, 10)) {
+      console.log(`  VIOLATION ${v.kind}: ${v.detail}`);
+      for (const d of (v.decisions || []).slice(-40)) console.log(`      ${d}`);
+    }
+    if (r.violations.length) bad++;
+  }
+} finally {
+  await h.close();
+  mkdirSync(dirname(join(root, cfg.out)), { recursive: true });
+  writeFileSync(join(root, cfg.out), JSON.stringify(report, null, 1));
+}
+console.log(`chaos: ${report.trials.length - bad} passed, ${bad} failed (report: ${cfg.out})`);
+process.exit(bad ? 1 : 0);
+

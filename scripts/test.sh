@@ -16,6 +16,9 @@ cargo clippy --lib --tests --target wasm32-unknown-unknown -q -- -D warnings
 # The package's two wasm modules: no_std (feature slim), with and without the arbiter.
 cargo clippy --lib --target wasm32-unknown-unknown --features slim -q -- -D warnings
 cargo clippy --lib --target wasm32-unknown-unknown --no-default-features --features slim -q -- -D warnings
+# The chaos runner's test build: the arbiter with its decision log (feature trace).
+cargo clippy --all-targets --features trace -q -- -D warnings
+cargo clippy --lib --target wasm32-unknown-unknown --features slim,trace -q -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -q
 
 step "purity: engine, protocol, arbiter and their map and allocator use no browser bindings and no clock"
@@ -24,8 +27,8 @@ if grep -rnE 'web_sys|js_sys|wasm_bindgen|Instant::now|SystemTime' src/engine sr
   exit 1
 fi
 
-step "native tests (engine unit + model + simulation, protocol, arbiter)"
-cargo test -q
+step "native tests (engine unit + model + simulation, protocol, arbiter; with the decision log of test builds)"
+cargo test -q --features trace
 
 step "wasm bindings in headless Chromium (wasm-pack test)"
 wasm-pack test --headless --chrome --mode no-install
@@ -51,5 +54,9 @@ node tests/conformance/run.mjs
 step "cross-context end-to-end: tabs, frames, workers, crashes, arbiter kills (tests/e2e)"
 node tests/e2e/run.mjs
 node tests/e2e/sw-alone.mjs
+
+step "chaos: tabs + workers with steals, aborts, crashes and closes, checked against the arbiter's decision log (tests/chaos)"
+node --test tests/chaos/
+node tests/chaos/run.mjs --seconds 75 --tabs 6
 
 step "all tests passed"

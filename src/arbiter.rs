@@ -451,3 +451,88 @@ mod recovery_edge_tests {
         assert!(!a.is_recovering());
     }
 }
+
+#[cfg(all(test, feature = "trace", not(target_arch = "wasm32")))]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+mod trace_tests {
+    use super::*;
+    use crate::engine::{LockMode, RequestFlags, RequestId};
+    use crate::protocol::Restored;
+
+    fn u(s: &str) -> Rc<[u16]> {
+        s.encode_utf16().collect::<Vec<_>>().into()
+    }
+
+    fn req(id: u64, name: &str, steal: bool) -> ClientMsg {
+        ClientMsg::Request {
+            id: RequestId(id),
+            name: name.encode_utf16().collect(),
+            mode: LockMode::Exclusive,
+            flags: RequestFlags { steal, if_available: false },
+        }
+    }
+
+    fn hello(a: &mut Arbiter, label: &str, restore: Vec<Restored>, out: &mut Vec<(ClientId, ArbiterMsg)>) -> ClientId {
+        let c = a.connect();
+        a.handle(c, ClientMsg::Hello { client: label.encode_utf16().collect(), restore }, out);
+        c
+    }
+
+    #[test]
+    fn the_log_has_every_decision_in_the_order_made() {
+        use Decision as D;
+        let mut a = Arbiter::new();
+        let mut out = Vec::new();
+        let ca = hello(&mut a, "a", vec![], &mut out);
+        let cb = hello(&mut a, "b", vec![], &mut out);
+        a.handle(ca, req(1, "x", false), &mut out);
+        a.handle(cb, req(1, "x", false), &mut out);
+        a.handle(cb, req(2, "x", true), &mut out);
+        a.handle(cb, ClientMsg::Release { id: RequestId(1) }, &mut out);
+        a.handle(cb, ClientMsg::Release { id: RequestId(2) }, &mut out);
+        a.handle(cb, ClientMsg::Release { id: RequestId(2) }, &mut out); // nothing: not logged
+        a.handle(ca, req(3, "y", false), &mut out);
+        a.handle(cb, req(4, "y", false), &mut out);
+        a.gone(&[0x61], &mut out);
+        let x = || u("x");
+        let y = || u("y");
+        let ex = LockMode::Exclusive;
+        assert_eq!(
+            a.take_trace(),
+            vec![
+                D::Hello { client: u("a") },
+                D::Hello { client: u("b") },
+                D::Granted { client: u("a"), id: RequestId(1), name: x(), mode: ex },
+                // b's steal evicts a's lock and takes it; b's queued request 1 stays queued.
+                D::Stolen { client: u("a"), id: RequestId(1) },
+                D::Granted { client: u("b"), id: RequestId(2), name: x(), mode: ex },
+                D::Withdrawn { client: u("b"), id: RequestId(1) },
+                D::Released { client: u("b"), id: RequestId(2) },
+                D::Granted { client: u("a"), id: RequestId(3), name: y(), mode: ex },
+                D::Gone { client: u("a") },
+                D::Granted { client: u("b"), id: RequestId(4), name: y(), mode: ex },
+            ]
+        );
+        assert!(a.take_trace().is_empty());
+    }
+
+    #[test]
+    fn recovery_logs_restores_and_the_deaths_it_waited_for() {
+        use Decision as D;
+        let mut a = Arbiter::recovering();
+        let mut out = Vec::new();
+        a.begin_recovery([u("h").to_vec(), u("dead").to_vec()], &mut out);
+        let restore = vec![Restored { id: RequestId(7), name: u("x").to_vec(), mode: LockMode::Shared, position: None }];
+        hello(&mut a, "h", restore, &mut out);
+        a.gone(&u("dead"), &mut out);
+        assert_eq!(
+            a.take_trace(),
+            vec![
+                D::Hello { client: u("h") },
+                D::Restored { client: u("h"), id: RequestId(7), name: u("x"), mode: LockMode::Shared, held: true },
+                D::Gone { client: u("dead") },
+                D::Recovered,
+            ]
+        );
+    }
+}

@@ -41,9 +41,11 @@ export function check({ records, decisions, killed = new Map(), slackMs = SLACK_
   const excerpt = (pred, t0, t1) =>
     decisions.filter((d) => d.t >= t0 - 20 && d.t <= t1 + 20 && pred(d)).map(fmt);
   const grantSpan = new Map(); // epoch -> [first grant t, last grant t]
+  const handoffs = []; // [released key, granted key]: an exclusive grant right after a release
 
   for (const [epoch, list] of [...epochs].sort((a, b) => a[0] - b[0])) {
     const holders = new Map(); // name -> Map(key -> {mode, zombie, d})
+    const lastRelease = new Map(); // name -> key of the last lock released on it
     const held = new Map(); // clientId -> Set(key) held in this epoch
     const nameOf = new Map();
     const add = (d, zombie) => {
@@ -78,6 +80,11 @@ export function check({ records, decisions, killed = new Map(), slackMs = SLACK_
             violations.push({ kind: "arbiter restored conflicting holders", detail: `${fmt(d)} next to ${others.map(([o]) => o).join(", ")}, none a steal victim`, decisions: excerpt((x) => x.name === d.name, d.t, d.t) });
           }
           add(d, zombie);
+          if (d.kind === "granted" && d.mode === "exclusive" && lastRelease.has(d.name)) {
+            // A handoff: this grant followed that release, in the arbiter's order.
+            handoffs.push([lastRelease.get(d.name), k]);
+          }
+          if (d.kind === "granted") lastRelease.delete(d.name);
           if (d.kind === "granted") {
             const s = grantSpan.get(epoch) || grantSpan.set(epoch, [d.t, d.t]).get(epoch);
             s[1] = d.t;
@@ -88,9 +95,11 @@ export function check({ records, decisions, killed = new Map(), slackMs = SLACK_
           stolen.add(k);
           remove(k, d);
           break;
-        case "released":
-          remove(k, d);
+        case "released": {
+          const name = nameOf.get(k);
+          if (remove(k, d)) lastRelease.set(name, k);
           break;
+        }
         case "gone":
           (gones.get(d.client) || gones.set(d.client, []).get(d.client)).push(d);
           for (const x of held.get(d.client) || []) remove(x, d);
@@ -191,6 +200,21 @@ export function check({ records, decisions, killed = new Map(), slackMs = SLACK_
       }
     }
   }
+  // Clock check: for an exclusive handoff (the arbiter granted B right after A's release),
+  // B's callback truly started after A's ended. Stamps from two contexts can still show B
+  // first: this is how far (ms), which bounds what the contexts' clocks can show.
+  const byKey = new Map(records.map((r) => [key(r.clientId, r.id), r]));
+  let worst = Infinity;
+  let negative = 0;
+  for (const [a, b] of handoffs) {
+    const ra = byKey.get(a);
+    const rb = byKey.get(b);
+    if (!ra || !rb || ra.end === null || rb.start === null || ra.clientId === rb.clientId) continue;
+    const gap = rb.start - ra.end;
+    worst = Math.min(worst, gap);
+    if (gap < 0) negative++;
+  }
+  figures.handoffs = { crossContext: handoffs.length, smallestGapMs: worst, negativeGaps: negative };
   figures.arbiters = epochs.size;
   figures.decisions = decisions.length;
   return { violations, overlaps, figures };

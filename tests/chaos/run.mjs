@@ -14,11 +14,14 @@
 //
 //   node tests/chaos/run.mjs [--seconds 90] [--tabs 8] [--loops 2] [--names 4] [--seed N]
 //                            [--trials 1] [--kill-min 2000] [--kill-max 4000] [--no-build]
-//                            [--out build/chaos-report.json]
+//                            [--load 0] [--out build/chaos-report.json] [--dump build/chaos]
+//
+// --load N runs N busy processes beside the browser for the whole run (the failures of
+// issue #8 showed on a machine with a load average above 10).
 //
 // Exit code 1 when any trial has a violation (each is printed with the decisions that led
 // to it); the report (JSON) keeps every figure and violation.
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -42,6 +45,8 @@ const cfg = {
   killMin: opt("kill-min", 2000),
   killMax: opt("kill-max", 4000),
   out: opt("out", "build/chaos-report.json"),
+  load: opt("load", 0),
+  dump: opt("dump", ""),
 };
 const DIST = "build/dist-trace";
 
@@ -62,7 +67,16 @@ async function trial(h, n) {
   const s = await h.scene({ target: "ours", dist: DIST });
   const t0 = Date.now();
   const observer = await s.context.newPage();
-  await observer.goto(`${h.base}/tests/chaos/observer.html?channel=${encodeURIComponent(`${PREFIX}:trace`)}`);
+  await observer.goto(`${h.base}/tests/chaos/observer.html?channel=${encodeURIComponent(`${PREFIX}:trace`)}&clock=chaos-clock`);
+  // Per context label, the calibration sample with the smallest round trip.
+  const clocks = new Map();
+  const calibrate = async (count) => {
+    for (const [label, t1, t2, t3] of await observer.evaluate((c) => window.calibrate(c), count)) {
+      const rtt = t3 - t1;
+      const best = clocks.get(label);
+      if (!best || rtt < best.rtt) clocks.set(label, { rtt, offset: t2 - (t1 + t3) / 2 });
+    }
+  };
   const batches = [];
   const records = new Map();
   const killed = new Map();
@@ -74,7 +88,7 @@ async function trial(h, n) {
   const merge = (list) => {
     for (const r of list) records.set(`${r.clientId}/${r.id}`, r);
   };
-  const work = (i) => ({ seed: seed * 100 + i, loops: cfg.loops, names, pShared: 0.3, pIfAvailable: 0.1, pSteal: 0.03, pAbort: 0.1, maxHold: 5, maxAbortDelay: 5, until });
+  const work = (i) => ({ clockChannel: "chaos-clock", seed: seed * 100 + i, loops: cfg.loops, names, pShared: 0.3, pIfAvailable: 0.1, pSteal: 0.03, pAbort: 0.1, maxHold: 5, maxAbortDelay: 5, until });
   const spawnUnit = async () => {
     const i = next++;
     const tab = await s.tab(`T${i}`);
@@ -84,6 +98,7 @@ async function trial(h, n) {
     u.ids.push((await tab.call("chaos", work(2 * i))).clientId);
     u.ids.push((await worker.call("chaos", work(2 * i + 1))).clientId);
     units.add(u);
+    await calibrate(10);
     return u;
   };
   const drainUnit = async (u) => {
@@ -121,6 +136,7 @@ async function trial(h, n) {
   while ((await clock()) < until) await sleep(100);
   running = false;
   await poller;
+  await calibrate(20);
   // Let every loop's last request settle, then collect everything.
   const stops = await Promise.all([...units].flatMap((u) => [u.tab.call("chaosStop"), u.worker.call("chaosStop")]).map((p) => p.catch((e) => ({ error: e.message }))));
   const stalled = stops.filter((x) => x.error).map((x) => x.error);
@@ -129,6 +145,13 @@ async function trial(h, n) {
   await drainObserver();
   const decisions = decode(batches);
   const result = check({ records: [...records.values()], decisions, killed });
+  // How far apart the contexts' clocks were (relative to the observer tab's), each from
+  // the ping with the smallest round trip, and how precisely that is known (half of it).
+  const offs = [...clocks.values()];
+  result.figures.clockOffsets = offs.length
+    ? { contexts: offs.length, spreadMs: Math.max(...offs.map((c) => c.offset)) - Math.min(...offs.map((c) => c.offset)), worstUncertaintyMs: Math.max(...offs.map((c) => c.rtt / 2)) }
+    : null;
+  if (cfg.dump) writeFileSync(join(root, `${cfg.dump}-${n}.json`), JSON.stringify({ records: [...records.values()], decisions, killed: [...killed], clocks: [...clocks] }));
   for (const e of stalled) result.violations.push({ kind: "loops did not finish (a request never settled)", detail: e });
   if (result.figures.unsettled) result.violations.push({ kind: "unsettled requests in live contexts", detail: `${result.figures.unsettled}` });
   const pageErrors = s.errors.slice();
@@ -136,6 +159,8 @@ async function trial(h, n) {
   return { trial: n, seed, seconds: (Date.now() - t0) / 1000, kills, ...result, pageErrors: pageErrors.slice(0, 20), contexts: 2 * next };
 }
 
+const burners = Array.from({ length: cfg.load }, () => spawn(process.execPath, ["-e", "for(;;){}"], { stdio: "ignore" }));
+process.once("exit", () => burners.forEach((b) => b.kill()));
 const h = await startHarness();
 const report = { date: new Date().toISOString(), browser: h.version, cfg, trials: [] };
 let bad = 0;
@@ -150,7 +175,8 @@ try {
         `overlaps ${r.overlaps.total} (explained: ${r.overlaps.byReason.stolen} by a steal, ${r.overlaps.byReason.gone} by a death, ${r.overlaps.byReason.released} by release order within the clock slack); ` +
         `violations ${r.violations.length}; ${r.seconds.toFixed(0)} s`,
     );
-    console.log(`  outcomes: ${JSON.stringify(f.outcomes)}; smallest margins (ms): ${JSON.stringify(f.margins)}`);
+    console.log(`  outcomes: ${JSON.stringify(f.outcomes)}`);
+    console.log(`  clocks: offsets between contexts ${JSON.stringify(f.clockOffsets)}; smallest margins (ms) ${JSON.stringify(f.margins)}; exclusive handoffs across contexts ${f.handoffs.crossContext}, of which ${f.handoffs.negativeGaps} show the next callback starting before the last ended (at most ${(-f.handoffs.smallestGapMs).toFixed(3)} ms)`);
     for (const v of r.violations.slice(0, 10)) {
       console.log(`  VIOLATION ${v.kind}: ${v.detail}`);
       for (const d of (v.decisions || []).slice(-40)) console.log(`      ${d}`);
@@ -158,6 +184,7 @@ try {
     if (r.violations.length) bad++;
   }
 } finally {
+  burners.forEach((b) => b.kill());
   await h.close();
   mkdirSync(dirname(join(root, cfg.out)), { recursive: true });
   writeFileSync(join(root, cfg.out), JSON.stringify(report, null, 1));

@@ -460,6 +460,12 @@
         return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
       };
       chaosState.running = true;
+      // Clock calibration (tests/chaos/observer.html pings, every context answers with its
+      // own clock), so that stamps from different processes can be compared.
+      if (!chaosState.clock) {
+        chaosState.clock = new BroadcastChannel(cfg.clockChannel);
+        chaosState.clock.onmessage = (e) => e.data.length === 1 && chaosState.clock.postMessage([e.data[0], label, now()]);
+      }
       const sleep = (ms) => new Promise((res) => setTimeout(res, ms));
       const loop = async () => {
         while (chaosState.running && !frozen && now() < cfg.until) {

@@ -289,8 +289,11 @@ export function runArbiter(wasm, { preferred, ports }) {
       if (stopped) return;
       const d = e.data;
       if (!Array.isArray(d)) return void stats.garbage++;
-      const [clientId, words] = d;
+      const [clientId, words, to] = d;
       if (typeof clientId !== "string" || !(words instanceof Uint16Array)) return void stats.garbage++;
+      // Sent to an earlier arbiter (which stepped down or died): not ours to serve. The
+      // client re-sends what still matters in its Hello to us.
+      if (to !== epoch) return void stats.misaddressed++;
       let conn = busConns.get(clientId);
       if (conn === undefined) {
         conn = host.connect();

@@ -6,7 +6,8 @@
 //
 // Names (all carry the protocol version, so two versions never share anything):
 //   BroadcastChannel  PREFIX            the bus: announcements and candidacies (rare)
-//   BroadcastChannel  PREFIX:a          client → arbiter (only the arbiter listens)
+//   BroadcastChannel  PREFIX:a          client → arbiter (only the arbiter listens);
+//                                       [clientId, batch, epoch of the arbiter it is for]
 //   BroadcastChannel  PREFIX:<clientId> arbiter → that client
 //   IndexedDB         PREFIX-leader     the election: the leader keeps a connection open
 //   IndexedDB         PREFIX-c-<id>     one per client: open while the client lives
@@ -22,7 +23,7 @@ export const WHO = "?"; // [?]: who is the arbiter? (the arbiter re-announces)
 export const CANDIDATE = "C"; // [C]: a preferred host (SharedWorker) waits to take over
 
 /** Counters, visible through `navigator.locks.debug` for tests and the demo. */
-export const stats = { garbage: 0, elections: 0, recoveries: 0, deaths: 0, abdications: 0 };
+export const stats = { garbage: 0, misaddressed: 0, elections: 0, recoveries: 0, deaths: 0, abdications: 0 };
 
 export function open(name, version) {
   return version === undefined ? idb().open(name) : idb().open(name, version);
@@ -147,8 +148,13 @@ export function connectClient(wasm, clientId, { workerUrl, worker, candidate, ar
   const state = { clientId, get epoch() { return epoch; }, get via() { return send === sendPort ? "port" : send ? "bus" : "none"; } };
   debug.client = state;
 
+  // A bus envelope names the arbiter (epoch) it is for: whichever arbiter listens on
+  // PREFIX:a when it arrives serves it only if it is that one. Otherwise a Hello sent to an
+  // arbiter that stepped down meanwhile would register this client with its successor
+  // with a stale state, and the successor would then refuse the client's own Hello and
+  // ignore its releases (its locks stuck until it dies).
   const sendBus = batcher((batch) =>
-    (toArbiter || (toArbiter = new BroadcastChannel(`${PREFIX}:a`))).postMessage([clientId, batch]),
+    (toArbiter || (toArbiter = new BroadcastChannel(`${PREFIX}:a`))).postMessage([clientId, batch, epoch]),
   );
   const sendPort = batcher((batch) => port.postMessage(batch));
   const receive = (d) => {

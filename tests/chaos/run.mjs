@@ -59,6 +59,9 @@ if (!argv.includes("--no-build")) {
   });
 }
 
+const burners = Array.from({ length: cfg.load }, () => spawn(process.execPath, ["-e", "for(;;){}"], { stdio: "ignore" }));
+process.once("exit", () => burners.forEach((b) => b.kill()));
+
 let rs = cfg.seed >>> 0;
 const rnd = () => ((rs = (Math.imul(rs, 1103515245) + 12345) >>> 0) >>> 8) / 16777216;
 
@@ -98,7 +101,6 @@ async function trial(h, n) {
     u.ids.push((await tab.call("chaos", work(2 * i))).clientId);
     u.ids.push((await worker.call("chaos", work(2 * i + 1))).clientId);
     units.add(u);
-    await calibrate(10);
     return u;
   };
   const drainUnit = async (u) => {
@@ -136,17 +138,24 @@ async function trial(h, n) {
   while ((await clock()) < until) await sleep(100);
   running = false;
   await poller;
-  await calibrate(20);
   // Let every loop's last request settle, then collect everything.
   const stops = await Promise.all([...units].flatMap((u) => [u.tab.call("chaosStop"), u.worker.call("chaosStop")]).map((p) => p.catch((e) => ({ error: e.message }))));
+  // Calibrate the clocks on a quiet machine (loops stopped, load paused): the offsets a
+  // process got when it started, under load, stay; the round trips are short now.
+  burners.forEach((b) => b.kill("SIGSTOP"));
+  clocks.clear();
+  await sleep(300);
+  await calibrate(30);
+  burners.forEach((b) => b.kill("SIGCONT"));
   const stalled = stops.filter((x) => x.error).map((x) => x.error);
   for (const x of stops) if (Array.isArray(x)) merge(x);
   await sleep(500);
   await drainObserver();
   const decisions = decode(batches);
   const result = check({ records: [...records.values()], decisions, killed });
-  // How far apart the contexts' clocks were (relative to the observer tab's), each from
-  // the ping with the smallest round trip, and how precisely that is known (half of it).
+  // How far apart the clocks of the contexts alive at the end were (relative to the
+  // observer tab's), each from the ping with the smallest round trip, and how precisely
+  // that is known (half of that round trip).
   const offs = [...clocks.values()];
   result.figures.clockOffsets = offs.length
     ? { contexts: offs.length, spreadMs: Math.max(...offs.map((c) => c.offset)) - Math.min(...offs.map((c) => c.offset)), worstUncertaintyMs: Math.max(...offs.map((c) => c.rtt / 2)) }
@@ -159,8 +168,6 @@ async function trial(h, n) {
   return { trial: n, seed, seconds: (Date.now() - t0) / 1000, kills, ...result, pageErrors: pageErrors.slice(0, 20), contexts: 2 * next };
 }
 
-const burners = Array.from({ length: cfg.load }, () => spawn(process.execPath, ["-e", "for(;;){}"], { stdio: "ignore" }));
-process.once("exit", () => burners.forEach((b) => b.kill()));
 const h = await startHarness();
 const report = { date: new Date().toISOString(), browser: h.version, cfg, trials: [] };
 let bad = 0;

@@ -116,7 +116,7 @@
     r._grantedP = new Promise((res) => (granted = res));
     records.push(r);
     byKey.set(key, r);
-    requestCalls++;
+    r.id = ++requestCalls; // ours numbers this context's requests 1, 2, ... in call order
     r._settledP = navigator.locks
       .request(name, o, async (lock) => {
         r.start = now();

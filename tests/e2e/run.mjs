@@ -16,8 +16,9 @@
 //
 // Scenario ids: a contention, b query, c deaths (close, navigation, reload, crash, iframe,
 // workers), d frozen tab, e worker kinds, f no-SharedWorker leader death, g arbiter kill,
-// h garbage, h2 forged arbiter announcement, i randomized, x control (the checker must
-// catch two lock universes "sharing" a name).
+// h garbage, h2 forged arbiter announcement, i randomized, j garbage collections, k arbiter
+// trap, l a bus message addressed to an earlier arbiter, x control (the checker must catch
+// two lock universes "sharing" a name).
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import {
@@ -723,6 +724,38 @@ scenario("h2", "hostile script announces an arbiter epoch that does not exist ([
         await s.close();
       }
     }
+  }
+});
+
+scenario("l", "a bus message addressed to an earlier arbiter is not served (issue #8: a late Hello must not register a client with the next arbiter)", "R-23 (liveness)", false, async (h, c) => {
+  const s = await h.scene({ target: c.target });
+  try {
+    const [A, B] = await openTabs(s, 2, "L");
+    const W = await A.spawn("worker", "LW");
+    const held = await W.call("acquire", "w1", "l-x");
+    await W.call("waitGranted", "w1");
+    B.call("acquire", "b1", "l-x");
+    const { clientId, epoch } = await W.call("info");
+    await until(async () => (await B.call("query")).pending.some((p) => p.name === "l-x"), "B's request queued");
+    // W's Release of its lock, as W's client sends it over the bus (src/protocol.rs:
+    // version 2, tag 2, the request id in four words; one frame of a batch).
+    const release = [2, 2, held.id & 0xffff, held.id >>> 16, 0, 0];
+    const post = (to) =>
+      B.eval(([ch, id, words, to]) => new BroadcastChannel(ch).postMessage([id, new Uint16Array([words.length, 0, ...words]), to]), [`${PREFIX}:a`, clientId, release, to]);
+    // Addressed to the arbiter before this one (as a message from W still in flight when
+    // that arbiter stepped down would be): the arbiter in office must not act on it.
+    await post(epoch - 1);
+    await sleep(500);
+    c.expect((await B.call("record", "b1")).start === null, "a Release addressed to an earlier arbiter was served: W's lock went to B while W holds it");
+    // Control: the same message addressed to the arbiter in office is served (so the one
+    // above was well-formed, and was refused for its address alone).
+    await post(epoch);
+    await B.call("waitGranted", "b1", 5000).catch(() => null);
+    c.expect((await B.call("record", "b1")).start !== null, "control: the Release addressed to the arbiter in office was not served");
+    await W.call("release", "w1");
+    await B.call("release", "b1");
+  } finally {
+    await s.close();
   }
 });
 

@@ -522,7 +522,8 @@ mod trace_tests {
         let mut a = Arbiter::recovering();
         let mut out = Vec::new();
         a.begin_recovery([u("h").to_vec(), u("dead").to_vec()], &mut out);
-        let restore = vec![Restored { id: RequestId(7), name: u("x").to_vec(), mode: LockMode::Shared, position: None }];
+        let restore =
+            vec![Restored { id: RequestId(7), name: u("x").to_vec(), mode: LockMode::Shared, position: None }];
         hello(&mut a, "h", restore, &mut out);
         a.gone(&u("dead"), &mut out);
         assert_eq!(

@@ -109,63 +109,73 @@ async function trial(h, n) {
   };
   const drainObserver = async () => batches.push(...(await observer.evaluate(() => window.drain())));
 
-  for (let i = 0; i < cfg.tabs; i++) await spawnUnit();
   let running = true;
-  const poller = (async () => {
-    while (running) {
-      await sleep(300);
-      for (const u of [...units]) if (units.has(u)) await drainUnit(u).catch(() => {});
-      await drainObserver();
-    }
-  })();
-  // The killer: the victim's records are drained just before, so that little is lost with it.
-  const clock = () => [...units][0].tab.now();
-  for (;;) {
-    await sleep(cfg.killMin + rnd() * (cfg.killMax - cfg.killMin));
-    if ((await clock()) > until - 1000) break;
-    const victims = [...units];
-    const u = victims[Math.floor(rnd() * victims.length)];
-    units.delete(u);
-    await drainUnit(u).catch(() => {});
-    const how = rnd() < 0.5 ? "crash" : "close";
-    const t = await u.tab.now();
-    if (how === "crash") await u.tab.crash();
-    else await u.tab.close();
-    kills[how]++;
-    for (const id of u.ids) killed.set(id, t);
-    await spawnUnit();
+  let poller = null;
+  try {
+    return await run();
+  } finally {
+    running = false;
+    await poller?.catch(() => {});
+    await s.close();
   }
-  while ((await clock()) < until) await sleep(100);
-  running = false;
-  await poller;
-  // Let every loop's last request settle, then collect everything.
-  const stops = await Promise.all([...units].flatMap((u) => [u.tab.call("chaosStop"), u.worker.call("chaosStop")]).map((p) => p.catch((e) => ({ error: e.message }))));
-  // Calibrate the clocks on a quiet machine (loops stopped, load paused): the offsets a
-  // process got when it started, under load, stay; the round trips are short now.
-  burners.forEach((b) => b.kill("SIGSTOP"));
-  clocks.clear();
-  await sleep(300);
-  await calibrate(30);
-  burners.forEach((b) => b.kill("SIGCONT"));
-  const stalled = stops.filter((x) => x.error).map((x) => x.error);
-  for (const x of stops) if (Array.isArray(x)) merge(x);
-  await sleep(500);
-  await drainObserver();
-  const decisions = decode(batches);
-  const result = check({ records: [...records.values()], decisions, killed });
-  // How far apart the clocks of the contexts alive at the end were (relative to the
-  // observer tab's), each from the ping with the smallest round trip, and how precisely
-  // that is known (half of that round trip).
-  const offs = [...clocks.values()];
-  result.figures.clockOffsets = offs.length
-    ? { contexts: offs.length, spreadMs: Math.max(...offs.map((c) => c.offset)) - Math.min(...offs.map((c) => c.offset)), worstUncertaintyMs: Math.max(...offs.map((c) => c.rtt / 2)) }
-    : null;
-  if (cfg.dump) writeFileSync(join(root, `${cfg.dump}-${n}.json`), JSON.stringify({ records: [...records.values()], decisions, killed: [...killed], clocks: [...clocks] }));
-  for (const e of stalled) result.violations.push({ kind: "loops did not finish (a request never settled)", detail: e });
-  if (result.figures.unsettled) result.violations.push({ kind: "unsettled requests in live contexts", detail: `${result.figures.unsettled}` });
-  const pageErrors = s.errors.slice();
-  await s.close();
-  return { trial: n, seed, seconds: (Date.now() - t0) / 1000, kills, ...result, pageErrors: pageErrors.slice(0, 20), contexts: 2 * next };
+
+  async function run() {
+
+    for (let i = 0; i < cfg.tabs; i++) await spawnUnit();
+    poller = (async () => {
+      while (running) {
+        await sleep(300);
+        for (const u of [...units]) if (units.has(u)) await drainUnit(u).catch(() => {});
+        await drainObserver();
+      }
+    })();
+    // The killer: the victim's records are drained just before, so that little is lost with it.
+    const clock = () => [...units][0].tab.now();
+    for (;;) {
+      await sleep(cfg.killMin + rnd() * (cfg.killMax - cfg.killMin));
+      if ((await clock()) > until - 1000) break;
+      const victims = [...units];
+      const u = victims[Math.floor(rnd() * victims.length)];
+      units.delete(u);
+      await drainUnit(u).catch(() => {});
+      const how = rnd() < 0.5 ? "crash" : "close";
+      const t = await u.tab.now();
+      if (how === "crash") await u.tab.crash();
+      else await u.tab.close();
+      kills[how]++;
+      for (const id of u.ids) killed.set(id, t);
+      await spawnUnit();
+    }
+    while ((await clock()) < until) await sleep(100);
+    running = false;
+    await poller;
+    // Let every loop's last request settle, then collect everything.
+    const stops = await Promise.all([...units].flatMap((u) => [u.tab.call("chaosStop"), u.worker.call("chaosStop")]).map((p) => p.catch((e) => ({ error: e.message }))));
+    // Calibrate the clocks on a quiet machine (loops stopped, load paused): the offsets a
+    // process got when it started, under load, stay; the round trips are short now.
+    burners.forEach((b) => b.kill("SIGSTOP"));
+    clocks.clear();
+    await sleep(300);
+    await calibrate(30);
+    burners.forEach((b) => b.kill("SIGCONT"));
+    const stalled = stops.filter((x) => x.error).map((x) => x.error);
+    for (const x of stops) if (Array.isArray(x)) merge(x);
+    await sleep(500);
+    await drainObserver();
+    const decisions = decode(batches);
+    const result = check({ records: [...records.values()], decisions, killed });
+    // How far apart the clocks of the contexts alive at the end were (relative to the
+    // observer tab's), each from the ping with the smallest round trip, and how precisely
+    // that is known (half of that round trip).
+    const offs = [...clocks.values()];
+    result.figures.clockOffsets = offs.length
+      ? { contexts: offs.length, spreadMs: Math.max(...offs.map((c) => c.offset)) - Math.min(...offs.map((c) => c.offset)), worstUncertaintyMs: Math.max(...offs.map((c) => c.rtt / 2)) }
+      : null;
+    if (cfg.dump) writeFileSync(join(root, `${cfg.dump}-${n}.json`), JSON.stringify({ records: [...records.values()], decisions, killed: [...killed], clocks: [...clocks] }));
+    for (const e of stalled) result.violations.push({ kind: "loops did not finish (a request never settled)", detail: e });
+    if (result.figures.unsettled) result.violations.push({ kind: "unsettled requests in live contexts", detail: `${result.figures.unsettled}` });
+    return { trial: n, seed, seconds: (Date.now() - t0) / 1000, kills, ...result, pageErrors: s.errors.slice(0, 20), contexts: 2 * next };
+  }
 }
 
 const h = await startHarness();
@@ -173,7 +183,16 @@ const report = { date: new Date().toISOString(), browser: h.version, cfg, trials
 let bad = 0;
 try {
   for (let n = 1; n <= cfg.trials; n++) {
-    const r = await withTimeout(trial(h, n), cfg.seconds * 1000 + 180000, `trial ${n}`);
+    let r;
+    try {
+      r = await withTimeout(trial(h, n), cfg.seconds * 1000 + 180000, `trial ${n}`);
+    } catch (e) {
+      // The run itself broke (a hang, a browser failure): a failed trial, not a crash.
+      console.log(`trial ${n}: the run failed: ${e && e.stack ? e.stack : e}`);
+      report.trials.push({ trial: n, error: String(e) });
+      bad++;
+      continue;
+    }
     report.trials.push(r);
     const f = r.figures;
     console.log(

@@ -73,8 +73,8 @@ async function trial(h, n) {
   await observer.goto(`${h.base}/tests/chaos/observer.html?channel=${encodeURIComponent(`${PREFIX}:trace`)}&clock=chaos-clock`);
   // Per context label, the calibration sample with the smallest round trip.
   const clocks = new Map();
-  const calibrate = async (count) => {
-    for (const [label, t1, t2, t3] of await observer.evaluate((c) => window.calibrate(c), count)) {
+  const calibrate = async (labels, count) => {
+    for (const [label, t1, t2, t3] of await observer.evaluate(([l, c]) => window.calibrate(l, c), [labels, count])) {
       const rtt = t3 - t1;
       const best = clocks.get(label);
       if (!best || rtt < best.rtt) clocks.set(label, { rtt, offset: t2 - (t1 + t3) / 2 });
@@ -156,7 +156,7 @@ async function trial(h, n) {
     burners.forEach((b) => b.kill("SIGSTOP"));
     clocks.clear();
     await sleep(300);
-    await calibrate(30);
+    await calibrate([...units].flatMap((u) => [u.tab.label, u.worker.label]), 20);
     burners.forEach((b) => b.kill("SIGCONT"));
     const stalled = stops.filter((x) => x.error).map((x) => x.error);
     for (const x of stops) if (Array.isArray(x)) merge(x);

@@ -464,7 +464,7 @@
       // own clock), so that stamps from different processes can be compared.
       if (!chaosState.clock) {
         chaosState.clock = new BroadcastChannel(cfg.clockChannel);
-        chaosState.clock.onmessage = (e) => e.data.length === 1 && chaosState.clock.postMessage([e.data[0], label, now()]);
+        chaosState.clock.onmessage = (e) => e.data.length === 2 && e.data[1] === label && chaosState.clock.postMessage([e.data[0], label, now()]);
       }
       const sleep = (ms) => new Promise((res) => setTimeout(res, ms));
       const loop = async () => {

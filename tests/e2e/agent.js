@@ -268,6 +268,18 @@
 
   const chaosState = { running: false, dirty: new Set(), done: null };
 
+  /** A seeded generator of floats in [0, 1) (mulberry32). */
+  function seeded(seed) {
+    let s = seed >>> 0;
+    return () => {
+      s = (s + 0x6d2b79f5) >>> 0;
+      let t = s;
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+  }
+
   // ---- the API the harness calls -------------------------------------------------------
   const api = {
     async init() {
@@ -411,14 +423,7 @@
      * random mode/flags, held 0..maxHold ms, some aborted after a random delay.
      */
     async random(cfg) {
-      let s = cfg.seed >>> 0;
-      const rnd = () => {
-        s = (s + 0x6d2b79f5) >>> 0;
-        let t = s;
-        t = Math.imul(t ^ (t >>> 15), t | 1);
-        t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-        return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-      };
+      const rnd = seeded(cfg.seed);
       const inflight = new Set();
       for (let i = 0; i < cfg.ops && !frozen; i++) {
         while (inflight.size >= cfg.conc) await Promise.race(inflight);
@@ -451,14 +456,7 @@
     async chaos(cfg) {
       const d = await ready;
       const clientId = d && d.client ? d.client.clientId : label;
-      let s = cfg.seed >>> 0;
-      const rnd = () => {
-        s = (s + 0x6d2b79f5) >>> 0;
-        let t = s;
-        t = Math.imul(t ^ (t >>> 15), t | 1);
-        t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-        return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-      };
+      const rnd = seeded(cfg.seed);
       chaosState.running = true;
       // Clock calibration (tests/chaos/observer.html pings, every context answers with its
       // own clock), so that stamps from different processes can be compared.

@@ -16,10 +16,13 @@ cargo clippy --lib --tests --target wasm32-unknown-unknown -q -- -D warnings
 # The package's two wasm modules: no_std (feature slim), with and without the arbiter.
 cargo clippy --lib --target wasm32-unknown-unknown --features slim -q -- -D warnings
 cargo clippy --lib --target wasm32-unknown-unknown --no-default-features --features slim -q -- -D warnings
-# The chaos runner's test build: the arbiter with its decision log (feature trace).
-cargo clippy --all-targets --features trace -q -- -D warnings
+# The chaos runner's test build: the arbiter with its decision log (feature trace); the
+# lock services' protocol and arbiter (feature services, not in the package yet).
+cargo clippy --all-targets --features trace,services -q -- -D warnings
 cargo clippy --lib --target wasm32-unknown-unknown --features slim,trace -q -- -D warnings
+cargo clippy --lib --target wasm32-unknown-unknown --features slim,services -q -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -q
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -q --features trace,services
 
 step "purity: engine, protocol, arbiter and their map and allocator use no browser bindings and no clock"
 if grep -rnE 'web_sys|js_sys|wasm_bindgen|Instant::now|SystemTime' src/engine src/protocol.rs src/arbiter.rs src/map.rs src/heap.rs; then
@@ -27,8 +30,9 @@ if grep -rnE 'web_sys|js_sys|wasm_bindgen|Instant::now|SystemTime' src/engine sr
   exit 1
 fi
 
-step "native tests (engine unit + model + simulation, protocol, arbiter; with the decision log of test builds)"
-cargo test -q --features trace
+step "native tests (engine unit + model + simulation, protocol, arbiter; with the decision log of test builds and the lock services)"
+cargo test -q --features trace,services
+cargo test -q --lib
 
 step "wasm bindings in headless Chromium (wasm-pack test)"
 wasm-pack test --headless --chrome --mode no-install

@@ -9,10 +9,14 @@
 use alloc::rc::Rc;
 use alloc::vec::Vec;
 
-use crate::engine::{ClientId, Effect, Engine, LockInfo, RequestKey};
 #[cfg(feature = "trace")]
-use crate::engine::{LockMode, RequestId};
+use crate::engine::LockMode;
+#[cfg(any(feature = "trace", feature = "services"))]
+use crate::engine::RequestId;
+use crate::engine::{ClientId, Effect, Engine, LockInfo, RequestKey};
 use crate::map::{IdMap, NameMap};
+#[cfg(feature = "services")]
+use crate::protocol::Extras;
 use crate::protocol::{ArbiterMsg, ClientMsg, WireLockInfo};
 
 /// One decision of the arbiter, in the order it made them (feature `trace`, test builds
@@ -39,6 +43,23 @@ pub enum Decision {
     Gone { client: Rc<[u16]> },
     /// Recovery is over: the grants that follow may use every restored queue.
     Recovered,
+    /// A held lock whose lease ran out, released by the arbiter; its client is told `Expired`.
+    Expired { client: Rc<[u16]>, id: RequestId },
+    /// A queued request withdrawn at its timeout; its client is told `TimedOut`.
+    TimedOut { client: Rc<[u16]>, id: RequestId },
+}
+
+/// What the lock services (`acquire()`) add to a request, as the arbiter keeps it.
+#[cfg(feature = "services")]
+#[derive(Debug, Default)]
+struct Extra {
+    /// The label (`holder`) that query() reports.
+    holder: Option<Rc<[u16]>>,
+    /// The lease's length, applied when the request is granted.
+    ttl: Option<u32>,
+    /// Held: when the lease runs out. Queued: when the wait times out. In the host's
+    /// clock ([`Arbiter::advance`]).
+    deadline: Option<u64>,
 }
 
 /// Owns one engine and the clients connected to it.
@@ -70,6 +91,15 @@ pub struct Arbiter {
     effects: Vec<Effect>,
     /// Messages refused (duplicate ids, impossible flags, unknown clients): counted, not fatal.
     pub rejected: u64,
+    /// Labels, leases and timeouts of lock service requests (absent for spec requests).
+    #[cfg(feature = "services")]
+    extras: IdMap<RequestKey, Extra>,
+    /// The host's clock (ms), as last given to [`Arbiter::advance`].
+    #[cfg_attr(not(feature = "services"), allow(dead_code))]
+    now: u64,
+    /// No deadline is earlier than this (it may be earlier than every deadline left).
+    #[cfg(feature = "services")]
+    next_due: Option<u64>,
     /// The decision log (feature `trace`); drained by [`Arbiter::take_trace`].
     #[cfg(feature = "trace")]
     trace: Vec<Decision>,
@@ -139,6 +169,8 @@ impl Arbiter {
             #[cfg(feature = "trace")]
             self.trace.push(Decision::Gone { client: label.clone() });
             self.by_label.remove(&label);
+            #[cfg(feature = "services")]
+            self.forget_client(client);
             if self.recovering {
                 // A client that has not re-registered yet may hold what this would grant:
                 // only remove; `finish_recovery` grants once everybody is in.
@@ -165,6 +197,98 @@ impl Arbiter {
         self.clients.get(client).cloned().unwrap_or_else(|| Rc::from(&[][..]))
     }
 
+    /// The host's clock moved on to `now` (ms, any origin, never backwards): leases and
+    /// waits that ran out end, their holders and waiters are told (`Expired`,
+    /// `TimedOut`), and what that unblocks is granted. While recovering, they end once
+    /// recovery is over (a lease only ever ends later than due, never earlier).
+    pub fn advance(&mut self, now: u64, out: &mut Vec<(ClientId, ArbiterMsg)>) {
+        self.now = self.now.max(now);
+        #[cfg(feature = "services")]
+        if !self.recovering {
+            self.expire(out);
+            self.flush(out);
+        }
+        #[cfg(not(feature = "services"))]
+        let _ = out;
+    }
+
+    /// When [`Arbiter::advance`] should be called next, if a lease or a wait may run out
+    /// (it may be early: then nothing happens).
+    pub fn poll_timeout(&self) -> Option<u64> {
+        #[cfg(feature = "services")]
+        return self.next_due;
+        #[cfg(not(feature = "services"))]
+        None
+    }
+
+    /// Keeps a lock service request's extras; `wait` (ms) starts its deadline now.
+    #[cfg(feature = "services")]
+    fn keep(&mut self, key: RequestKey, extras: Extras, wait: Option<u32>) {
+        let deadline = wait.map(|ms| self.now.saturating_add(u64::from(ms)));
+        self.extras.insert(key, Extra { holder: extras.label.map(Rc::from), ttl: extras.ttl, deadline });
+        if let Some(d) = deadline {
+            self.due(d);
+        }
+    }
+
+    #[cfg(feature = "services")]
+    fn due(&mut self, deadline: u64) {
+        self.next_due = Some(self.next_due.map_or(deadline, |d| d.min(deadline)));
+    }
+
+    /// Ends every lease and wait whose deadline has passed (a lease is the only timer that
+    /// ever releases a lock a live context holds, and only where the app asked for one).
+    #[cfg(feature = "services")]
+    fn expire(&mut self, out: &mut Vec<(ClientId, ArbiterMsg)>) {
+        if !matches!(self.next_due, Some(d) if d <= self.now) {
+            return;
+        }
+        self.next_due = None;
+        let mut ended = Vec::new();
+        let mut next: Option<u64> = None;
+        for (key, x) in self.extras.iter() {
+            match x.deadline {
+                Some(d) if d <= self.now => ended.push(key),
+                Some(d) => next = Some(next.map_or(d, |n| n.min(d))),
+                None => {}
+            }
+        }
+        self.next_due = next;
+        // Waits first: a lease's release below must not grant a request whose wait is
+        // over (it would be granted after its timeout).
+        let (waits, leases): (Vec<RequestKey>, Vec<RequestKey>) =
+            ended.into_iter().partition(|&k| self.engine.is_queued(k));
+        for key in waits.into_iter().chain(leases) {
+            self.extras.remove(key);
+            let held = self.engine.is_held(key);
+            if !self.engine.release(key, &mut self.effects) {
+                continue;
+            }
+            let id = key.request;
+            #[cfg(feature = "trace")]
+            {
+                let client = self.label(key.client);
+                self.trace.push(if held {
+                    Decision::Expired { client, id }
+                } else {
+                    Decision::TimedOut { client, id }
+                });
+            }
+            out.push((key.client, if held { ArbiterMsg::Expired { id } } else { ArbiterMsg::TimedOut { id } }));
+        }
+    }
+
+    /// Drops the extras of a client that is gone.
+    #[cfg(feature = "services")]
+    fn forget_client(&mut self, client: ClientId) {
+        let (first, last) =
+            (RequestKey { client, request: RequestId(0) }, RequestKey { client, request: RequestId(u64::MAX) });
+        let keys: Vec<RequestKey> = self.extras.range(first, last).map(|(k, _)| k).collect();
+        for key in keys {
+            self.extras.remove(key);
+        }
+    }
+
     /// Handles one message from `client`; replies (to it and to others) go to `out`.
     pub fn handle(&mut self, client: ClientId, msg: ClientMsg, out: &mut Vec<(ClientId, ArbiterMsg)>) {
         if !self.open.contains_key(client) {
@@ -182,12 +306,46 @@ impl Arbiter {
                     self.rejected += 1;
                 }
             }
+            #[cfg(feature = "services")]
+            ClientMsg::Acquire { id, name, mode, flags, extras } => {
+                let key = RequestKey { client, request: id };
+                if self.engine.request(key, name.into(), mode, flags, &mut self.effects).is_err() {
+                    self.rejected += 1;
+                } else if self.engine.is_queued(key) || self.engine.is_held(key) {
+                    // The lease starts with the grant (in `flush`), the wait now.
+                    let wait = if self.engine.is_queued(key) { extras.timeout } else { None };
+                    self.keep(key, extras, wait);
+                }
+            }
+            #[cfg(feature = "services")]
+            ClientMsg::Renew { id, ttl } => {
+                let key = RequestKey { client, request: id };
+                let held = self.engine.is_held(key);
+                if held && ttl > 0 {
+                    let deadline = self.now.saturating_add(u64::from(ttl));
+                    let x = self.extras.get_mut(key);
+                    match x {
+                        Some(x) => {
+                            x.ttl = Some(ttl);
+                            x.deadline = Some(deadline);
+                        }
+                        None => {
+                            self.extras.insert(key, Extra { holder: None, ttl: Some(ttl), deadline: Some(deadline) });
+                        }
+                    }
+                    self.due(deadline);
+                }
+                out.push((client, ArbiterMsg::Renewed { id, held }));
+            }
+
             ClientMsg::Release { id } => {
                 let key = RequestKey { client, request: id };
                 #[cfg(feature = "trace")]
                 let held = self.engine.is_held(key);
                 #[cfg_attr(not(feature = "trace"), allow(unused_variables))]
                 let known = self.engine.release(key, &mut self.effects);
+                #[cfg(feature = "services")]
+                self.extras.remove(key);
                 #[cfg(feature = "trace")]
                 if known {
                     let client = self.label(client);
@@ -202,7 +360,7 @@ impl Arbiter {
                 let snap = self.engine.snapshot();
                 // Runs of entries mostly share a client: look each run's label up once.
                 let mut last: Option<(ClientId, Vec<u16>)> = None;
-                let mut wire = |i: &LockInfo| {
+                let mut wire = |i: &LockInfo, held_now: bool| {
                     let client = match &last {
                         Some((id, label)) if *id == i.client => label.clone(),
                         _ => {
@@ -211,10 +369,25 @@ impl Arbiter {
                             label
                         }
                     };
-                    WireLockInfo { name: i.name.to_vec(), mode: i.mode, client }
+                    #[cfg(feature = "services")]
+                    let (label, expires_in) = {
+                        let x = self.extras.get(RequestKey { client: i.client, request: i.request });
+                        let label = x.and_then(|x| x.holder.as_ref()).map(|h| h.to_vec());
+                        let expires_in = match (x.and_then(|x| x.deadline), held_now) {
+                            (Some(d), true) => Some(d.saturating_sub(self.now).min(u64::from(u32::MAX)) as u32),
+                            _ => None,
+                        };
+                        (label, expires_in)
+                    };
+                    #[cfg(not(feature = "services"))]
+                    let (label, expires_in) = {
+                        let _ = held_now;
+                        (None, None)
+                    };
+                    WireLockInfo { name: i.name.to_vec(), mode: i.mode, client, label, expires_in }
                 };
-                let held = snap.held.iter().map(&mut wire).collect();
-                let pending = snap.pending.iter().map(&mut wire).collect();
+                let held = snap.held.iter().map(|i| wire(i, true)).collect();
+                let pending = snap.pending.iter().map(|i| wire(i, false)).collect();
                 out.push((client, ArbiterMsg::Snapshot { id, held, pending }));
             }
         }
@@ -248,9 +421,16 @@ impl Arbiter {
             };
             if result.is_err() {
                 self.rejected += 1;
+                continue;
+            }
+            #[cfg(feature = "services")]
+            if !r.extras.is_empty() {
+                // The client sends what is left of its lease (held) or of its wait (queued).
+                let left = if r.position.is_none() { r.extras.ttl } else { r.extras.timeout };
+                self.keep(key, r.extras, left);
             }
             #[cfg(feature = "trace")]
-            if result.is_ok() {
+            {
                 let (name, mode, held) = traced;
                 self.trace.push(Decision::Restored { client: label.clone(), id: r.id, name, mode, held });
             }
@@ -270,6 +450,9 @@ impl Arbiter {
             self.recovering = false;
             #[cfg(feature = "trace")]
             self.trace.push(Decision::Recovered);
+            // Leases and waits that ran out while recovering end now, before any grant.
+            #[cfg(feature = "services")]
+            self.expire(out);
             self.engine.process_all(&mut self.effects);
             self.flush(out);
         }
@@ -279,6 +462,26 @@ impl Arbiter {
     }
 
     fn flush(&mut self, out: &mut Vec<(ClientId, ArbiterMsg)>) {
+        #[cfg(feature = "services")]
+        for i in 0..self.effects.len() {
+            match self.effects.get(i).copied() {
+                // A lease runs from the grant; a wait's timeout no longer applies.
+                Some(Effect::Granted(k)) => {
+                    let now = self.now;
+                    let deadline = self.extras.get_mut(k).and_then(|x| {
+                        x.deadline = x.ttl.map(|t| now.saturating_add(u64::from(t)));
+                        x.deadline
+                    });
+                    if let Some(d) = deadline {
+                        self.due(d);
+                    }
+                }
+                Some(Effect::Stolen(k) | Effect::Unavailable(k)) => {
+                    self.extras.remove(k);
+                }
+                _ => {}
+            }
+        }
         #[cfg(feature = "trace")]
         for e in &self.effects {
             let decision = match *e {
@@ -398,6 +601,7 @@ mod tests {
                 name: "x".encode_utf16().collect(),
                 mode: LockMode::Exclusive,
                 position: Some(1),
+                extras: Default::default(),
             }],
             &mut out,
         );
@@ -409,6 +613,7 @@ mod tests {
                 name: "x".encode_utf16().collect(),
                 mode: LockMode::Exclusive,
                 position: None,
+                extras: Default::default(),
             }],
             &mut out,
         );
@@ -522,8 +727,13 @@ mod trace_tests {
         let mut a = Arbiter::recovering();
         let mut out = Vec::new();
         a.begin_recovery([u("h").to_vec(), u("dead").to_vec()], &mut out);
-        let restore =
-            vec![Restored { id: RequestId(7), name: u("x").to_vec(), mode: LockMode::Shared, position: None }];
+        let restore = vec![Restored {
+            id: RequestId(7),
+            name: u("x").to_vec(),
+            mode: LockMode::Shared,
+            position: None,
+            extras: Default::default(),
+        }];
         hello(&mut a, "h", restore, &mut out);
         a.gone(&u("dead"), &mut out);
         assert_eq!(
@@ -533,6 +743,213 @@ mod trace_tests {
                 D::Restored { client: u("h"), id: RequestId(7), name: u("x"), mode: LockMode::Shared, held: true },
                 D::Gone { client: u("dead") },
                 D::Recovered,
+            ]
+        );
+    }
+}
+
+/// Leases, timeouts and labels of lock service requests (issue #9), on a virtual clock.
+#[cfg(all(test, feature = "services", not(target_arch = "wasm32")))]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+mod service_tests {
+    use super::*;
+    use crate::engine::{LockMode, RequestFlags};
+    use crate::protocol::{Extras, Restored};
+
+    type Out = Vec<(ClientId, ArbiterMsg)>;
+
+    fn u(s: &str) -> Vec<u16> {
+        s.encode_utf16().collect()
+    }
+
+    fn hello(a: &mut Arbiter, label: &str, restore: Vec<Restored>, out: &mut Out) -> ClientId {
+        let c = a.connect();
+        a.handle(c, ClientMsg::Hello { client: u(label), restore }, out);
+        c
+    }
+
+    fn acquire(id: u64, name: &str, label: Option<&str>, ttl: Option<u32>, timeout: Option<u32>) -> ClientMsg {
+        ClientMsg::Acquire {
+            id: RequestId(id),
+            name: u(name),
+            mode: LockMode::Exclusive,
+            flags: RequestFlags::default(),
+            extras: Extras { label: label.map(u), ttl, timeout },
+        }
+    }
+
+    fn plain(id: u64, name: &str) -> ClientMsg {
+        ClientMsg::Request {
+            id: RequestId(id),
+            name: u(name),
+            mode: LockMode::Exclusive,
+            flags: RequestFlags::default(),
+        }
+    }
+
+    fn snapshot(a: &mut Arbiter, c: ClientId) -> (Vec<WireLockInfo>, Vec<WireLockInfo>) {
+        let mut out = Vec::new();
+        a.handle(c, ClientMsg::Query { id: 1 }, &mut out);
+        match out.pop() {
+            Some((_, ArbiterMsg::Snapshot { held, pending, .. })) => (held, pending),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_lease_runs_out_and_the_next_waiter_is_granted() {
+        let (mut a, mut out) = (Arbiter::new(), Vec::new());
+        let ca = hello(&mut a, "a", vec![], &mut out);
+        let cb = hello(&mut a, "b", vec![], &mut out);
+        a.advance(1000, &mut out);
+        a.handle(ca, acquire(1, "x", None, Some(100), None), &mut out);
+        a.handle(cb, plain(1, "x"), &mut out);
+        out.clear();
+        assert_eq!(a.poll_timeout(), Some(1100));
+        a.advance(1099, &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        a.advance(1100, &mut out);
+        assert_eq!(
+            out,
+            [(ca, ArbiterMsg::Expired { id: RequestId(1) }), (cb, ArbiterMsg::Granted { id: RequestId(1) })]
+        );
+        assert_eq!(a.poll_timeout(), None);
+        // The expired holder's late release changes nothing.
+        out.clear();
+        a.handle(ca, ClientMsg::Release { id: RequestId(1) }, &mut out);
+        assert!(out.is_empty() && a.engine().is_held(RequestKey { client: cb, request: RequestId(1) }));
+    }
+
+    #[test]
+    fn renew_extends_the_lease_or_starts_one_and_says_whether_held() {
+        let (mut a, mut out) = (Arbiter::new(), Vec::new());
+        let ca = hello(&mut a, "a", vec![], &mut out);
+        a.handle(ca, acquire(1, "x", None, Some(100), None), &mut out);
+        a.handle(ca, plain(2, "y"), &mut out);
+        out.clear();
+        a.advance(50, &mut out);
+        a.handle(ca, ClientMsg::Renew { id: RequestId(1), ttl: 100 }, &mut out);
+        assert_eq!(out, [(ca, ArbiterMsg::Renewed { id: RequestId(1), held: true })]);
+        out.clear();
+        a.advance(149, &mut out);
+        assert!(out.is_empty(), "renewed at 50 for 100: runs to 150");
+        a.advance(150, &mut out);
+        assert_eq!(out, [(ca, ArbiterMsg::Expired { id: RequestId(1) })]);
+        out.clear();
+        a.handle(ca, ClientMsg::Renew { id: RequestId(1), ttl: 100 }, &mut out);
+        assert_eq!(out, [(ca, ArbiterMsg::Renewed { id: RequestId(1), held: false })]);
+        // A lock without a lease: ttl 0 changes nothing; a ttl starts a lease.
+        out.clear();
+        a.handle(ca, ClientMsg::Renew { id: RequestId(2), ttl: 0 }, &mut out);
+        assert_eq!(
+            (out.clone(), a.poll_timeout()),
+            (vec![(ca, ArbiterMsg::Renewed { id: RequestId(2), held: true })], None)
+        );
+        a.handle(ca, ClientMsg::Renew { id: RequestId(2), ttl: 10 }, &mut out);
+        out.clear();
+        a.advance(160, &mut out);
+        assert_eq!(out, [(ca, ArbiterMsg::Expired { id: RequestId(2) })]);
+    }
+
+    #[test]
+    fn a_timeout_withdraws_a_waiting_request_and_never_grants_it_later() {
+        let (mut a, mut out) = (Arbiter::new(), Vec::new());
+        let ca = hello(&mut a, "a", vec![], &mut out);
+        let cb = hello(&mut a, "b", vec![], &mut out);
+        a.advance(10, &mut out);
+        a.handle(ca, plain(1, "x"), &mut out);
+        a.handle(cb, acquire(1, "x", Some("desk"), None, Some(50)), &mut out);
+        out.clear();
+        a.advance(59, &mut out);
+        assert!(out.is_empty());
+        assert_eq!(snapshot(&mut a, ca).1.len(), 1);
+        a.advance(60, &mut out);
+        assert_eq!(out, [(cb, ArbiterMsg::TimedOut { id: RequestId(1) })]);
+        assert!(snapshot(&mut a, ca).1.is_empty(), "gone from the queue at once");
+        out.clear();
+        a.handle(ca, ClientMsg::Release { id: RequestId(1) }, &mut out);
+        assert!(out.is_empty(), "{out:?}");
+    }
+
+    #[test]
+    fn a_timeout_ends_with_the_grant() {
+        let (mut a, mut out) = (Arbiter::new(), Vec::new());
+        let ca = hello(&mut a, "a", vec![], &mut out);
+        let cb = hello(&mut a, "b", vec![], &mut out);
+        a.handle(ca, plain(1, "x"), &mut out);
+        a.handle(cb, acquire(1, "x", None, None, Some(50)), &mut out);
+        a.advance(20, &mut out);
+        a.handle(ca, ClientMsg::Release { id: RequestId(1) }, &mut out);
+        out.clear();
+        a.advance(1000, &mut out);
+        assert!(out.is_empty(), "granted before its timeout, without a lease: held until released");
+        assert!(a.engine().is_held(RequestKey { client: cb, request: RequestId(1) }));
+    }
+
+    #[test]
+    fn query_reports_labels_and_the_lease_left() {
+        let (mut a, mut out) = (Arbiter::new(), Vec::new());
+        let ca = hello(&mut a, "a", vec![], &mut out);
+        let cb = hello(&mut a, "b", vec![], &mut out);
+        a.advance(100, &mut out);
+        a.handle(ca, acquire(1, "x", Some("Desk 2"), Some(30_000), None), &mut out);
+        a.handle(cb, acquire(1, "x", Some(""), None, None), &mut out);
+        a.handle(cb, plain(2, "x"), &mut out);
+        a.advance(100 + 1_000, &mut out);
+        let (held, pending) = snapshot(&mut a, ca);
+        assert_eq!((held[0].label.clone(), held[0].expires_in), (Some(u("Desk 2")), Some(29_000)));
+        assert_eq!((pending[0].label.clone(), pending[0].expires_in), (Some(vec![]), None));
+        assert_eq!((pending[1].label.clone(), pending[1].expires_in), (None, None), "a spec request has no label");
+    }
+
+    #[test]
+    fn a_gone_client_leaves_no_lease_behind() {
+        let (mut a, mut out) = (Arbiter::new(), Vec::new());
+        let ca = hello(&mut a, "a", vec![], &mut out);
+        let cb = hello(&mut a, "b", vec![], &mut out);
+        a.handle(ca, acquire(1, "x", None, Some(100), None), &mut out);
+        a.handle(ca, acquire(2, "y", None, Some(100), None), &mut out);
+        a.handle(cb, plain(1, "x"), &mut out);
+        out.clear();
+        a.gone(&u("a"), &mut out);
+        assert_eq!(out, [(cb, ArbiterMsg::Granted { id: RequestId(1) })]);
+        out.clear();
+        a.advance(1000, &mut out);
+        assert!(out.is_empty(), "no Expired for a dead client: {out:?}");
+        assert_eq!(a.poll_timeout(), None);
+    }
+
+    #[test]
+    fn recovery_restores_what_is_left_and_expires_only_after_it() {
+        let (mut a, mut out) = (Arbiter::recovering(), Vec::new());
+        a.advance(5_000, &mut out);
+        a.begin_recovery([u("holder"), u("waiter"), u("late")], &mut out);
+        let lease = |id, position, ttl, timeout| Restored {
+            id: RequestId(id),
+            name: u("x"),
+            mode: LockMode::Exclusive,
+            position,
+            extras: Extras { label: Some(u("Desk 1")), ttl, timeout },
+        };
+        let holder = hello(&mut a, "holder", vec![lease(1, None, Some(30), None)], &mut out);
+        let waiter = hello(&mut a, "waiter", vec![lease(4, Some(0), None, Some(10))], &mut out);
+        a.handle(holder, ClientMsg::Query { id: 1 }, &mut out);
+        assert!(out.is_empty(), "nothing is answered while recovering: {out:?}");
+        // Both run out while "late" has not re-registered: nothing happens yet.
+        a.advance(5_100, &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        let late = hello(&mut a, "late", vec![], &mut out);
+        // "late" said Hello: recovery is over. The wait and the lease end first, then
+        // what waits is granted (the buffered query is answered too).
+        a.handle(late, plain(1, "x"), &mut out);
+        let kinds: Vec<_> = out.iter().filter(|(_, m)| !matches!(m, ArbiterMsg::Snapshot { .. })).cloned().collect();
+        assert_eq!(
+            kinds,
+            [
+                // The wait first, so that the lease's release cannot grant it late.
+                (waiter, ArbiterMsg::TimedOut { id: RequestId(4) }),
+                (holder, ArbiterMsg::Expired { id: RequestId(1) }),
+                (late, ArbiterMsg::Granted { id: RequestId(1) }),
             ]
         );
     }

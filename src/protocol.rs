@@ -21,6 +21,10 @@ pub struct WireLockInfo {
     pub name: Vec<u16>,
     pub mode: LockMode,
     pub client: Vec<u16>,
+    /// The request's label (`holder`), if it was made with one.
+    pub label: Option<Label>,
+    /// A held lock with a lease: milliseconds left.
+    pub expires_in: Option<u32>,
 }
 
 /// A lock or a waiting request that a client re-registers with a new arbiter.
@@ -31,6 +35,42 @@ pub struct Restored {
     pub mode: LockMode,
     /// `None`: held. `Some(p)`: waiting at queue position `p` ([`ArbiterMsg::Queued`]).
     pub position: Option<i64>,
+    /// What the lock services added (the label; the lease's and the wait's *remaining*
+    /// milliseconds); empty for a spec request.
+    pub extras: Extras,
+}
+
+/// A request's label (feature `services`; without it there are none, at no cost).
+#[cfg(feature = "services")]
+pub type Label = Vec<u16>;
+/// A request's label (feature `services`; without it there are none, at no cost).
+#[cfg(not(feature = "services"))]
+pub type Label = core::convert::Infallible;
+
+/// What a lock service request (`acquire()`) adds to a spec request (feature `services`;
+/// without it, nothing).
+#[cfg(not(feature = "services"))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Extras;
+
+/// What a lock service request (`acquire()`) adds to a spec request; all optional.
+#[cfg(feature = "services")]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Extras {
+    /// Who holds it (`holder`): reported by query() and in `LockHeldError`.
+    pub label: Option<Vec<u16>>,
+    /// A lease: the arbiter releases the lock this many ms after the grant or the last
+    /// [`ClientMsg::Renew`], even though its holder lives.
+    pub ttl: Option<u32>,
+    /// Stop waiting this many ms after the request reaches the arbiter.
+    pub timeout: Option<u32>,
+}
+
+#[cfg(feature = "services")]
+impl Extras {
+    pub fn is_empty(&self) -> bool {
+        self.label.is_none() && self.ttl.is_none() && self.timeout.is_none()
+    }
 }
 
 /// Client → arbiter.
@@ -48,6 +88,13 @@ pub enum ClientMsg {
     Release { id: RequestId },
     /// Ask for a snapshot; answered by [`ArbiterMsg::Snapshot`] with the same `id`.
     Query { id: u32 },
+    /// A lock service request: a [`ClientMsg::Request`] with a label, a lease or a timeout.
+    #[cfg(feature = "services")]
+    Acquire { id: RequestId, name: Vec<u16>, mode: LockMode, flags: RequestFlags, extras: Extras },
+    /// Extend a held lock's lease to `ttl` ms from now (or start one); answered by
+    /// [`ArbiterMsg::Renewed`].
+    #[cfg(feature = "services")]
+    Renew { id: RequestId, ttl: u32 },
 }
 
 /// Arbiter → client.
@@ -66,6 +113,22 @@ pub enum ArbiterMsg {
     },
     Stolen {
         id: RequestId,
+    },
+    /// The lock's lease ran out: the arbiter released it.
+    #[cfg(feature = "services")]
+    Expired {
+        id: RequestId,
+    },
+    /// The request waited until its timeout: the arbiter withdrew it.
+    #[cfg(feature = "services")]
+    TimedOut {
+        id: RequestId,
+    },
+    /// The answer to [`ClientMsg::Renew`]: whether the lock was still held (and renewed).
+    #[cfg(feature = "services")]
+    Renewed {
+        id: RequestId,
+        held: bool,
     },
     Snapshot {
         id: u32,
@@ -93,11 +156,21 @@ const T_RELEASE: u16 = 2;
 const T_QUERY: u16 = 3;
 const T_HELLO: u16 = 4;
 const T_GOODBYE: u16 = 5;
+#[cfg(feature = "services")]
+const T_ACQUIRE: u16 = 6;
+#[cfg(feature = "services")]
+const T_RENEW: u16 = 7;
 const T_QUEUED: u16 = 20;
 const T_GRANTED: u16 = 16;
 const T_UNAVAILABLE: u16 = 17;
 const T_STOLEN: u16 = 18;
 const T_SNAPSHOT: u16 = 19;
+#[cfg(feature = "services")]
+const T_EXPIRED: u16 = 21;
+#[cfg(feature = "services")]
+const T_TIMED_OUT: u16 = 22;
+#[cfg(feature = "services")]
+const T_RENEWED: u16 = 23;
 
 const F_SHARED: u16 = 1;
 const F_IF_AVAILABLE: u16 = 2;
@@ -106,6 +179,22 @@ const F_QUEUED: u16 = 8;
 /// In a snapshot entry's mode word: the same `clientId` as the entry before it (most
 /// entries of a snapshot name one of a few clients; a `clientId` is 36 words).
 const F_SAME_CLIENT: u16 = 16;
+/// In a restored entry's mode word: [`Extras`] follow.
+#[cfg_attr(not(feature = "services"), allow(dead_code))]
+const F_EXTRAS: u16 = 32;
+/// In a snapshot entry's mode word: a label follows; a lease's remaining ms follow.
+#[cfg(feature = "services")]
+const F_LABELED: u16 = 32;
+#[cfg(feature = "services")]
+const F_EXPIRES: u16 = 64;
+
+/// [`Extras`] bits.
+#[cfg(feature = "services")]
+const X_LABEL: u16 = 1;
+#[cfg(feature = "services")]
+const X_TTL: u16 = 2;
+#[cfg(feature = "services")]
+const X_TIMEOUT: u16 = 4;
 
 struct Writer(Vec<u16>);
 
@@ -129,12 +218,44 @@ impl Writer {
         let mut prev: Option<&[u16]> = None;
         for i in list {
             let same = prev == Some(&i.client[..]);
-            self.0.push(mode_bits(i.mode) | if same { F_SAME_CLIENT } else { 0 });
+            #[allow(unused_mut)]
+            let mut bits = mode_bits(i.mode) | if same { F_SAME_CLIENT } else { 0 };
+            #[cfg(feature = "services")]
+            {
+                bits |=
+                    if i.label.is_some() { F_LABELED } else { 0 } | if i.expires_in.is_some() { F_EXPIRES } else { 0 };
+            }
+            self.0.push(bits);
             self.str(&i.name);
             if !same {
                 self.str(&i.client);
             }
+            #[cfg(feature = "services")]
+            {
+                if let Some(label) = &i.label {
+                    self.str(label);
+                }
+                if let Some(ms) = i.expires_in {
+                    self.u32(ms);
+                }
+            }
             prev = Some(&i.client);
+        }
+    }
+    #[cfg(feature = "services")]
+    fn extras(&mut self, x: &Extras) {
+        let bits = if x.label.is_some() { X_LABEL } else { 0 }
+            | if x.ttl.is_some() { X_TTL } else { 0 }
+            | if x.timeout.is_some() { X_TIMEOUT } else { 0 };
+        self.0.push(bits);
+        if let Some(label) = &x.label {
+            self.str(label);
+        }
+        if let Some(ms) = x.ttl {
+            self.u32(ms);
+        }
+        if let Some(ms) = x.timeout {
+            self.u32(ms);
         }
     }
 }
@@ -171,7 +292,11 @@ impl Reader<'_> {
         let mut v: Vec<WireLockInfo> = Vec::with_capacity(n);
         for _ in 0..n {
             let bits = self.word()?;
-            let mode = match bits & !F_SAME_CLIENT {
+            #[cfg(feature = "services")]
+            let known = F_SAME_CLIENT | F_LABELED | F_EXPIRES;
+            #[cfg(not(feature = "services"))]
+            let known = F_SAME_CLIENT;
+            let mode = match bits & !known {
                 0 => LockMode::Exclusive,
                 F_SHARED => LockMode::Shared,
                 _ => return Err(DecodeError::Malformed),
@@ -182,9 +307,37 @@ impl Reader<'_> {
             } else {
                 v.last().ok_or(DecodeError::Malformed)?.client.clone()
             };
-            v.push(WireLockInfo { mode, name, client });
+            #[cfg(feature = "services")]
+            let label = if bits & F_LABELED != 0 { Some(self.str()?) } else { None };
+            #[cfg(feature = "services")]
+            let expires_in = if bits & F_EXPIRES != 0 { Some(self.u32()?) } else { None };
+            #[cfg(not(feature = "services"))]
+            let (label, expires_in) = (None, None);
+            v.push(WireLockInfo { mode, name, client, label, expires_in });
         }
         Ok(v)
+    }
+    #[cfg(feature = "services")]
+    fn extras(&mut self) -> Result<Extras, DecodeError> {
+        let bits = self.word()?;
+        if bits & !(X_LABEL | X_TTL | X_TIMEOUT) != 0 {
+            return Err(DecodeError::Malformed);
+        }
+        let label = if bits & X_LABEL != 0 { Some(self.str()?) } else { None };
+        let ttl = if bits & X_TTL != 0 { Some(self.u32()?) } else { None };
+        let timeout = if bits & X_TIMEOUT != 0 { Some(self.u32()?) } else { None };
+        Ok(Extras { label, ttl, timeout })
+    }
+    #[cfg(feature = "services")]
+    fn request(&mut self) -> Result<(RequestId, Vec<u16>, LockMode, RequestFlags), DecodeError> {
+        let id = RequestId(self.u64()?);
+        let bits = self.word()?;
+        if bits & !(F_SHARED | F_IF_AVAILABLE | F_STEAL) != 0 {
+            return Err(DecodeError::Malformed);
+        }
+        let mode = if bits & F_SHARED != 0 { LockMode::Shared } else { LockMode::Exclusive };
+        let flags = RequestFlags { if_available: bits & F_IF_AVAILABLE != 0, steal: bits & F_STEAL != 0 };
+        Ok((id, self.str()?, mode, flags))
     }
     fn end<T>(self, v: T) -> Result<T, DecodeError> {
         if self.0.is_empty() {
@@ -200,6 +353,24 @@ fn mode_bits(mode: LockMode) -> u16 {
         LockMode::Exclusive => 0,
         LockMode::Shared => F_SHARED,
     }
+}
+
+/// An `Acquire` starts as a `Request` does (the spec request's own code stays as it was,
+/// which keeps the modules without the services byte for byte as before).
+#[cfg(feature = "services")]
+fn request(tag: u16, id: RequestId, name: &[u16], mode: LockMode, flags: RequestFlags) -> Writer {
+    let mut w = Writer::new(tag);
+    w.u64(id.0);
+    let mut bits = mode_bits(mode);
+    if flags.if_available {
+        bits |= F_IF_AVAILABLE;
+    }
+    if flags.steal {
+        bits |= F_STEAL;
+    }
+    w.0.push(bits);
+    w.str(name);
+    w
 }
 
 fn header<'a>(words: &'a [u16]) -> Result<(u16, Reader<'a>), DecodeError> {
@@ -226,6 +397,20 @@ impl ClientMsg {
                 w.str(name);
                 w.0
             }
+            #[cfg(feature = "services")]
+            ClientMsg::Acquire { id, name, mode, flags, extras } => {
+                let mut w = request(T_ACQUIRE, *id, name, *mode, *flags);
+                w.extras(extras);
+                w.0
+            }
+            #[cfg(feature = "services")]
+            ClientMsg::Renew { id, ttl } => {
+                let mut w = Writer::new(T_RENEW);
+                w.u64(id.0);
+                w.u32(*ttl);
+                w.0
+            }
+
             ClientMsg::Release { id } => {
                 let mut w = Writer::new(T_RELEASE);
                 w.u64(id.0);
@@ -242,11 +427,23 @@ impl ClientMsg {
                 w.u32(restore.len() as u32);
                 for r in restore {
                     w.u64(r.id.0);
-                    w.0.push(mode_bits(r.mode) | if r.position.is_some() { F_QUEUED } else { 0 });
+                    #[cfg(feature = "services")]
+                    let extras = !r.extras.is_empty();
+                    #[cfg(not(feature = "services"))]
+                    let extras = false;
+                    w.0.push(
+                        mode_bits(r.mode)
+                            | if r.position.is_some() { F_QUEUED } else { 0 }
+                            | if extras { F_EXTRAS } else { 0 },
+                    );
                     if let Some(p) = r.position {
                         w.u64(p as u64);
                     }
                     w.str(&r.name);
+                    #[cfg(feature = "services")]
+                    if extras {
+                        w.extras(&r.extras);
+                    }
                 }
                 w.0
             }
@@ -268,6 +465,18 @@ impl ClientMsg {
                 let name = r.str()?;
                 r.end(ClientMsg::Request { id, name, mode, flags })
             }
+            #[cfg(feature = "services")]
+            T_ACQUIRE => {
+                let (id, name, mode, flags) = r.request()?;
+                let extras = r.extras()?;
+                r.end(ClientMsg::Acquire { id, name, mode, flags, extras })
+            }
+            #[cfg(feature = "services")]
+            T_RENEW => {
+                let id = RequestId(r.u64()?);
+                let ttl = r.u32()?;
+                r.end(ClientMsg::Renew { id, ttl })
+            }
             T_RELEASE => {
                 let id = RequestId(r.u64()?);
                 r.end(ClientMsg::Release { id })
@@ -287,13 +496,22 @@ impl ClientMsg {
                 for _ in 0..n {
                     let id = RequestId(r.u64()?);
                     let bits = r.word()?;
-                    let mode = match bits & !F_QUEUED {
+                    #[cfg(feature = "services")]
+                    let known = F_QUEUED | F_EXTRAS;
+                    #[cfg(not(feature = "services"))]
+                    let known = F_QUEUED;
+                    let mode = match bits & !known {
                         0 => LockMode::Exclusive,
                         F_SHARED => LockMode::Shared,
                         _ => return Err(DecodeError::Malformed),
                     };
                     let position = if bits & F_QUEUED != 0 { Some(r.u64()? as i64) } else { None };
-                    restore.push(Restored { id, name: r.str()?, mode, position });
+                    let name = r.str()?;
+                    #[cfg(feature = "services")]
+                    let extras = if bits & F_EXTRAS != 0 { r.extras()? } else { Extras::default() };
+                    #[cfg(not(feature = "services"))]
+                    let extras = Extras;
+                    restore.push(Restored { id, name, mode, position, extras });
                 }
                 r.end(ClientMsg::Hello { client, restore })
             }
@@ -309,6 +527,18 @@ impl ArbiterMsg {
             ArbiterMsg::Granted { id } => (T_GRANTED, id),
             ArbiterMsg::Unavailable { id } => (T_UNAVAILABLE, id),
             ArbiterMsg::Stolen { id } => (T_STOLEN, id),
+            #[cfg(feature = "services")]
+            ArbiterMsg::Expired { id } => (T_EXPIRED, id),
+            #[cfg(feature = "services")]
+            ArbiterMsg::TimedOut { id } => (T_TIMED_OUT, id),
+            #[cfg(feature = "services")]
+            ArbiterMsg::Renewed { id, held } => {
+                let mut w = Writer::new(T_RENEWED);
+                w.u64(id.0);
+                w.0.push(u16::from(*held));
+                return w.0;
+            }
+
             ArbiterMsg::Queued { id, position } => {
                 let mut w = Writer::new(T_QUEUED);
                 w.u64(id.0);
@@ -339,6 +569,21 @@ impl ArbiterMsg {
                     _ => ArbiterMsg::Stolen { id },
                 })
             }
+            #[cfg(feature = "services")]
+            T_EXPIRED | T_TIMED_OUT => {
+                let id = RequestId(r.u64()?);
+                r.end(if tag == T_EXPIRED { ArbiterMsg::Expired { id } } else { ArbiterMsg::TimedOut { id } })
+            }
+            #[cfg(feature = "services")]
+            T_RENEWED => {
+                let id = RequestId(r.u64()?);
+                let held = match r.word()? {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(DecodeError::Malformed),
+                };
+                r.end(ArbiterMsg::Renewed { id, held })
+            }
             T_QUEUED => {
                 let id = RequestId(r.u64()?);
                 let position = r.u64()? as i64;
@@ -361,8 +606,10 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    #[allow(clippy::default_constructed_unit_structs)] // `Extras` without the services
     fn sample_client() -> Vec<ClientMsg> {
-        vec![
+        #[allow(unused_mut)]
+        let mut v = vec![
             ClientMsg::Request {
                 id: RequestId(u64::MAX),
                 name: vec![0xD800, 0, 0xFFFF],
@@ -382,16 +629,73 @@ mod tests {
             ClientMsg::Hello {
                 client: vec![],
                 restore: vec![
-                    Restored { id: RequestId(1), name: vec![0xD800], mode: LockMode::Shared, position: None },
-                    Restored { id: RequestId(2), name: vec![], mode: LockMode::Exclusive, position: Some(-3) },
+                    Restored {
+                        id: RequestId(1),
+                        name: vec![0xD800],
+                        mode: LockMode::Shared,
+                        position: None,
+                        extras: Extras::default(),
+                    },
+                    Restored {
+                        id: RequestId(2),
+                        name: vec![],
+                        mode: LockMode::Exclusive,
+                        position: Some(-3),
+                        extras: Extras::default(),
+                    },
                 ],
             },
-        ]
+        ];
+        #[cfg(feature = "services")]
+        v.extend([
+            ClientMsg::Acquire {
+                id: RequestId(9),
+                name: vec![0x61],
+                mode: LockMode::Exclusive,
+                flags: RequestFlags { if_available: true, steal: false },
+                extras: Extras { label: Some(vec![]), ttl: Some(30_000), timeout: Some(5) },
+            },
+            ClientMsg::Acquire {
+                id: RequestId(10),
+                name: vec![],
+                mode: LockMode::Shared,
+                flags: RequestFlags::default(),
+                extras: Extras::default(),
+            },
+            ClientMsg::Renew { id: RequestId(9), ttl: 0 },
+            ClientMsg::Hello {
+                client: vec![],
+                restore: vec![
+                    Restored {
+                        id: RequestId(3),
+                        name: vec![0x78],
+                        mode: LockMode::Exclusive,
+                        position: None,
+                        extras: Extras { label: Some(vec![0x44, 0xD800]), ttl: Some(u32::MAX), timeout: None },
+                    },
+                    Restored {
+                        id: RequestId(4),
+                        name: vec![0x78],
+                        mode: LockMode::Shared,
+                        position: Some(5),
+                        extras: Extras { label: None, ttl: None, timeout: Some(0) },
+                    },
+                ],
+            },
+        ]);
+        v
     }
 
     fn sample_arbiter() -> Vec<ArbiterMsg> {
-        let info = |n: &[u16], m, c: &[u16]| WireLockInfo { name: n.to_vec(), mode: m, client: c.to_vec() };
-        vec![
+        let info = |n: &[u16], m, c: &[u16]| WireLockInfo {
+            name: n.to_vec(),
+            mode: m,
+            client: c.to_vec(),
+            label: None,
+            expires_in: None,
+        };
+        #[allow(unused_mut)]
+        let mut v = vec![
             ArbiterMsg::Granted { id: RequestId(1) },
             ArbiterMsg::Queued { id: RequestId(4), position: i64::MIN },
             ArbiterMsg::Unavailable { id: RequestId(2) },
@@ -401,12 +705,43 @@ mod tests {
                 held: vec![info(&[97], LockMode::Exclusive, &[49]), info(&[0xDC00], LockMode::Shared, &[])],
                 pending: vec![],
             },
-        ]
+        ];
+        #[cfg(feature = "services")]
+        v.extend([
+            ArbiterMsg::Expired { id: RequestId(5) },
+            ArbiterMsg::TimedOut { id: RequestId(6) },
+            ArbiterMsg::Renewed { id: RequestId(7), held: true },
+            ArbiterMsg::Renewed { id: RequestId(8), held: false },
+            ArbiterMsg::Snapshot {
+                id: 10,
+                held: vec![WireLockInfo {
+                    name: vec![1],
+                    mode: LockMode::Exclusive,
+                    client: vec![2],
+                    label: Some(vec![0x44]),
+                    expires_in: Some(29_999),
+                }],
+                pending: vec![WireLockInfo {
+                    name: vec![1],
+                    mode: LockMode::Shared,
+                    client: vec![2],
+                    label: Some(vec![]),
+                    expires_in: None,
+                }],
+            },
+        ]);
+        v
     }
 
     #[test]
     fn snapshot_sends_a_repeated_client_once() {
-        let info = |n: u16, c: &[u16]| WireLockInfo { name: vec![n], mode: LockMode::Shared, client: c.to_vec() };
+        let info = |n: u16, c: &[u16]| WireLockInfo {
+            name: vec![n],
+            mode: LockMode::Shared,
+            client: c.to_vec(),
+            label: None,
+            expires_in: None,
+        };
         let a = [0x61; 36];
         let b = [0x62; 36];
         let held = vec![info(1, &a), info(2, &a), info(3, &b), info(4, &a), info(5, &a)];

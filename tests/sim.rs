@@ -572,6 +572,10 @@ impl Sim {
                 }
                 let mut steal = None;
                 match &msg {
+                    #[cfg(feature = "services")]
+                    ClientMsg::Acquire { .. } | ClientMsg::Renew { .. } => {
+                        unreachable!("the simulation sends no lock service messages")
+                    }
                     ClientMsg::Request { id: request, name, mode, flags } => {
                         let key = RequestKey { client: id, request: *request };
                         self.arrivals += 1;
@@ -662,6 +666,10 @@ impl Sim {
         let mut stealer_granted = false;
         for (id, msg) in &out {
             match msg {
+                #[cfg(feature = "services")]
+                ArbiterMsg::Expired { .. } | ArbiterMsg::TimedOut { .. } | ArbiterMsg::Renewed { .. } => {
+                    unreachable!("no lock service messages here")
+                }
                 ArbiterMsg::Granted { id: request } => {
                     let key = RequestKey { client: *id, request: *request };
                     stealer_granted |= Some(key) == steal;
@@ -796,6 +804,10 @@ impl Sim {
     fn receive(&mut self, client: usize, msg: ArbiterMsg) -> Result<(), String> {
         let id = self.clients[client].id;
         let request = match msg {
+            #[cfg(feature = "services")]
+            ArbiterMsg::Expired { .. } | ArbiterMsg::TimedOut { .. } | ArbiterMsg::Renewed { .. } => {
+                unreachable!("no lock service messages here")
+            }
             ArbiterMsg::Granted { id }
             | ArbiterMsg::Unavailable { id }
             | ArbiterMsg::Stolen { id }
@@ -1594,7 +1606,13 @@ impl FSim {
                 }
                 _ => continue,
             };
-            restore.push(Restored { id: *id, name: j.name.clone(), mode: j.mode, position });
+            restore.push(Restored {
+                id: *id,
+                name: j.name.clone(),
+                mode: j.mode,
+                position,
+                extras: Default::default(),
+            });
         }
         let label = c.label.clone();
         self.log(|| format!("client {client} switches to arbiter {epoch}: restore {restore:?}, resend {resend:?}"));
@@ -1925,6 +1943,10 @@ impl FSim {
         self.arb(epoch).arbiter.handle(conn, msg.clone(), &mut out);
         let mut processed = Vec::new();
         match msg {
+            #[cfg(feature = "services")]
+            ClientMsg::Acquire { .. } | ClientMsg::Renew { .. } => {
+                unreachable!("the simulation sends no lock service messages")
+            }
             ClientMsg::Hello { client: label, restore } => {
                 let accepted = self.arb(epoch).arbiter.client(&label) == Some(conn);
                 if !accepted {
@@ -2083,6 +2105,10 @@ impl FSim {
             let a = &self.arbs[epoch - 1];
             let engine = a.arbiter.engine();
             match msg {
+                #[cfg(feature = "services")]
+                ArbiterMsg::Expired { .. } | ArbiterMsg::TimedOut { .. } | ArbiterMsg::Renewed { .. } => {
+                    unreachable!("no lock service messages here")
+                }
                 ArbiterMsg::Granted { id } => {
                     grant_index += 1;
                     let rk = (client, *id);
@@ -2241,6 +2267,10 @@ impl FSim {
     /// `Client::receive`, for a message of the client's own epoch.
     fn receive(&mut self, client: usize, epoch: usize, msg: ArbiterMsg) -> Result<(), String> {
         let request = match msg {
+            #[cfg(feature = "services")]
+            ArbiterMsg::Expired { .. } | ArbiterMsg::TimedOut { .. } | ArbiterMsg::Renewed { .. } => {
+                unreachable!("no lock service messages here")
+            }
             ArbiterMsg::Granted { id }
             | ArbiterMsg::Unavailable { id }
             | ArbiterMsg::Stolen { id }
@@ -2452,7 +2482,13 @@ fn units(s: &str) -> Vec<u16> {
 /// reprocessed the queue of `x` and granted it at once: two exclusive holders.
 #[test]
 fn r80_disconnect_during_recovery_grants_nothing() {
-    let x = |id, position| Restored { id: RequestId(id), name: units("x"), mode: LockMode::Exclusive, position };
+    let x = |id, position| Restored {
+        id: RequestId(id),
+        name: units("x"),
+        mode: LockMode::Exclusive,
+        position,
+        extras: Default::default(),
+    };
     for goodbye in [true, false] {
         let mut a = Arbiter::recovering();
         let mut out = Vec::new();

@@ -75,6 +75,21 @@ impl ArbiterHost {
         self.flush();
     }
 
+    /// The clock moved on to `now` (ms, e.g. `performance.now()`): leases and waits of
+    /// lock service requests that ran out end.
+    #[cfg(feature = "services")]
+    pub fn advance(&mut self, now: f64) {
+        self.arbiter.advance(now as u64, &mut self.out);
+        self.flush();
+    }
+
+    /// When to call [`ArbiterHost::advance`] next (same clock), or -1: no lease or wait.
+    #[cfg(feature = "services")]
+    #[wasm_bindgen(js_name = pollTimeout)]
+    pub fn poll_timeout(&self) -> f64 {
+        self.arbiter.poll_timeout().map_or(-1.0, |t| t as f64)
+    }
+
     /// The connection of the client with this `clientId`, or -1.
     pub fn client(&self, client_id: &[u16]) -> i64 {
         self.arbiter.client(client_id).map_or(-1, |c| i64::from(c.0))
@@ -93,7 +108,8 @@ impl ArbiterHost {
 
     /// The decisions made since the last call (feature `trace`, test builds only), as
     /// words: per decision a kind (1 Hello, 2 Restored held, 3 Restored queued, 4 Granted,
-    /// 5 Unavailable, 6 Stolen, 7 Released, 8 Withdrawn, 9 Gone, 10 Recovered), then,
+    /// 5 Unavailable, 6 Stolen, 7 Released, 8 Withdrawn, 9 Gone, 10 Recovered, 11 Expired,
+    /// 12 TimedOut), then,
     /// where it has them, the `clientId` (length-prefixed), the request id (two words),
     /// the mode (0 exclusive, 1 shared) and the name (length-prefixed). See
     /// tests/chaos/trace.mjs.
@@ -144,6 +160,11 @@ impl ArbiterHost {
                     id(&mut w, i);
                 }
                 &D::Recovered => w.push(10),
+                &(D::Expired { ref client, id: i } | D::TimedOut { ref client, id: i }) => {
+                    w.push(if matches!(d, D::Expired { .. }) { 11 } else { 12 });
+                    str(&mut w, client);
+                    id(&mut w, i);
+                }
             }
         }
         w

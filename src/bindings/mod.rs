@@ -37,7 +37,7 @@ use crate::engine::{LockMode, RequestFlags, RequestId};
 use crate::map::IdMap as ClientMap;
 #[cfg(not(feature = "arbiter"))]
 use crate::map::SeqMap as ClientMap;
-use crate::protocol::{ArbiterMsg, ClientMsg, Restored};
+use crate::protocol::{ArbiterMsg, ClientMsg, Extras, Restored};
 
 #[cfg(feature = "arbiter")]
 mod host;
@@ -491,7 +491,15 @@ impl Client {
                 }
                 _ => continue,
             };
-            restore.push(Restored { id: RequestId(id), name: r.units.clone(), mode: r.mode, position });
+            restore.push(Restored {
+                id: RequestId(id),
+                name: r.units.clone(),
+                mode: r.mode,
+                position,
+                // Spec requests carry none (a unit struct without the lock services).
+                #[allow(clippy::default_constructed_unit_structs)]
+                extras: Extras::default(),
+            });
         }
         let client = self.host.units(&self.client_id);
         self.send(ClientMsg::Hello { client, restore });
@@ -532,6 +540,10 @@ impl Client {
                     self.host.settle(&r.deferred, false, &e);
                 }
             }
+            // Answers to the lock services' messages (`Acquire`, `Renew`), which spec
+            // requests never send.
+            #[cfg(feature = "services")]
+            ArbiterMsg::Expired { .. } | ArbiterMsg::TimedOut { .. } | ArbiterMsg::Renewed { .. } => {}
             ArbiterMsg::Snapshot { id, held, pending } => {
                 if let Some(deferred) = self.queries.remove(id) {
                     let snap = self.host.snapshot();

@@ -95,6 +95,9 @@ export function check({ records, decisions, killed = new Map(), slackMs = SLACK_
           stolen.add(k);
           remove(k, d);
           break;
+        case "expired": // a lease ran out: the arbiter took the lock from a live holder
+          remove(k, d);
+          break;
         case "released": {
           const name = nameOf.get(k);
           if (remove(k, d)) lastRelease.set(name, k);
@@ -162,13 +165,13 @@ export function check({ records, decisions, killed = new Map(), slackMs = SLACK_
       const next = (hellos.get(r.clientId) || []).find((d) => d.epoch > lastGrant.epoch);
       if (next && end > next.t + slackMs) violations.push({ kind: "dropped by a recovery while its callback ran", detail: `${brief(r)}; re-registered without it at ${next.t.toFixed(3)} (epoch ${next.epoch})`, decisions: about(r.start, next.t) });
     }
-    const evict = last && (last.kind === "stolen" || last.kind === "gone") ? last : null;
+    const evict = last && ["stolen", "gone", "expired"].includes(last.kind) ? last : null;
     const released = last && last.kind === "released" ? last : null;
     holds.push({ r, s: r.start, e: end, grant: g, evict, released });
   }
 
   // Overlaps, each explained or reported.
-  const overlaps = { total: 0, explained: 0, byReason: { stolen: 0, gone: 0, released: 0 } };
+  const overlaps = { total: 0, explained: 0, byReason: { stolen: 0, gone: 0, expired: 0, released: 0 } };
   const byName = new Map();
   for (const x of holds) (byName.get(x.r.name) || byName.set(x.r.name, []).get(x.r.name)).push(x);
   for (const [name, list] of byName) {

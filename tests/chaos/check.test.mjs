@@ -26,6 +26,8 @@ test("the trace words round-trip", () => {
     [3, "withdrawn", "a", 8],
     [3, "unavailable", "a", 9],
     [4, "gone", "a"],
+    [4, "expired", "c", 3],
+    [4, "timed-out", "c", 4],
   ]).concat([{ epoch: 3, t: 5, kind: "recovered" }]);
   const fields = ({ epoch, kind, client, id, mode, name }) => Object.fromEntries(Object.entries({ epoch, kind, client, id, mode, name }).filter(([, v]) => v !== undefined));
   assert.deepEqual(decode([[3, 0, encode(ds)]]).map(fields), ds.map(fields));

@@ -2,7 +2,7 @@
 // Each batch the observer collected is [epoch, t, words | "lead" | "retire"]: the decisions
 // one arbiter made in one step, stamped with its clock (performance.timeOrigin + now()).
 
-const KINDS = [null, "hello", "restored-held", "restored-queued", "granted", "unavailable", "stolen", "released", "withdrawn", "gone", "recovered"];
+const KINDS = [null, "hello", "restored-held", "restored-queued", "granted", "unavailable", "stolen", "released", "withdrawn", "gone", "recovered", "expired", "timed-out"];
 const str = (w, at) => {
   const n = w[at];
   return [String.fromCharCode(...w.slice(at + 1, at + 1 + n)), at + 1 + n];

@@ -278,6 +278,41 @@ impl Arbiter {
         }
     }
 
+    /// A lock service request that just started to wait: if that closed a cycle of
+    /// requests waiting for each other across contexts (a deadlock), it is withdrawn and
+    /// its client told, with the cycle, so that the others proceed. Cycles within one
+    /// context are left alone: its own requests may wait for each other on purpose.
+    #[cfg(feature = "services")]
+    fn deadlock(&mut self, key: RequestKey, out: &mut Vec<(ClientId, ArbiterMsg)>) {
+        /// How many requests one search may visit (it then reports nothing).
+        const BUDGET: usize = 10_000;
+        let Some(cycle) = crate::deadlock::cycle_through(&self.engine, key, BUDGET) else {
+            return;
+        };
+        if cycle.iter().all(|k| k.client == key.client) {
+            return;
+        }
+        let cycle = cycle
+            .iter()
+            .filter_map(|&k| {
+                let (name, mode) = self.engine.lookup(k)?;
+                Some(WireLockInfo {
+                    name: name.to_vec(),
+                    mode,
+                    client: self.clients.get(k.client).map(|c| c.to_vec()).unwrap_or_default(),
+                    label: self.extras.get(k).and_then(|x| x.holder.as_ref()).map(|h| h.to_vec()),
+                    expires_in: None,
+                })
+            })
+            .collect();
+        self.extras.remove(key);
+        self.effects.retain(|e| !matches!(e, Effect::Queued(k, _) if *k == key));
+        self.engine.release(key, &mut self.effects);
+        #[cfg(feature = "trace")]
+        self.trace.push(Decision::Withdrawn { client: self.label(key.client), id: key.request });
+        out.push((key.client, ArbiterMsg::Deadlock { id: key.request, cycle }));
+    }
+
     /// Drops the extras of a client that is gone.
     #[cfg(feature = "services")]
     fn forget_client(&mut self, client: ClientId) {
@@ -313,8 +348,12 @@ impl Arbiter {
                     self.rejected += 1;
                 } else if self.engine.is_queued(key) || self.engine.is_held(key) {
                     // The lease starts with the grant (in `flush`), the wait now.
-                    let wait = if self.engine.is_queued(key) { extras.timeout } else { None };
+                    let queued = self.engine.is_queued(key);
+                    let wait = if queued { extras.timeout } else { None };
                     self.keep(key, extras, wait);
+                    if queued {
+                        self.deadlock(key, out);
+                    }
                 }
             }
             #[cfg(feature = "services")]
@@ -917,6 +956,49 @@ mod service_tests {
         a.advance(1000, &mut out);
         assert!(out.is_empty(), "no Expired for a dead client: {out:?}");
         assert_eq!(a.poll_timeout(), None);
+    }
+
+    fn acquire_ex(id: u64, name: &str) -> ClientMsg {
+        acquire(id, name, None, None, None)
+    }
+
+    #[test]
+    fn a_request_that_closes_a_cycle_across_tabs_is_withdrawn_and_told_the_cycle() {
+        let (mut a, mut out) = (Arbiter::new(), Vec::new());
+        let ca = hello(&mut a, "a", vec![], &mut out);
+        let cb = hello(&mut a, "b", vec![], &mut out);
+        a.handle(ca, plain(1, "x"), &mut out); // a spec request takes part too
+        a.handle(cb, acquire(1, "y", Some("B"), None, None), &mut out);
+        a.handle(ca, plain(2, "y"), &mut out); // a holds x, waits for y: no cycle yet
+        out.clear();
+        a.handle(cb, acquire_ex(2, "x"), &mut out); // b holds y, waits for x: the cycle
+        let [(to, ArbiterMsg::Deadlock { id, cycle })] = &out[..] else { panic!("{out:?}") };
+        assert_eq!((*to, *id), (cb, RequestId(2)));
+        let seen: Vec<_> = cycle.iter().map(|i| (i.client.clone(), i.name.clone(), i.label.clone())).collect();
+        assert_eq!(
+            seen,
+            [(u("b"), u("x"), None), (u("a"), u("x"), None), (u("a"), u("y"), None), (u("b"), u("y"), Some(u("B")))]
+        );
+        assert!(!a.engine().is_queued(RequestKey { client: cb, request: RequestId(2) }), "withdrawn");
+        // The others proceed: b releases y, a gets it.
+        out.clear();
+        a.handle(cb, ClientMsg::Release { id: RequestId(1) }, &mut out);
+        assert_eq!(out, [(ca, ArbiterMsg::Granted { id: RequestId(2) })]);
+    }
+
+    #[test]
+    fn waits_within_one_context_or_without_a_cycle_are_not_deadlocks() {
+        let (mut a, mut out) = (Arbiter::new(), Vec::new());
+        let ca = hello(&mut a, "a", vec![], &mut out);
+        let cb = hello(&mut a, "b", vec![], &mut out);
+        a.handle(ca, acquire_ex(1, "x"), &mut out);
+        a.handle(ca, acquire_ex(2, "x"), &mut out); // a's own requests, one after the other
+        a.handle(cb, acquire_ex(1, "x"), &mut out); // b waits for a: a chain, no cycle
+        a.handle(cb, acquire_ex(2, "z"), &mut out);
+        a.handle(ca, acquire_ex(3, "z"), &mut out); // a waits for b's z; b waits for x, held by a
+        let deadlocks: Vec<_> = out.iter().filter(|(_, m)| matches!(m, ArbiterMsg::Deadlock { .. })).collect();
+        assert_eq!(deadlocks.len(), 1, "only the last one closes a cycle across contexts: {out:?}");
+        assert_eq!(deadlocks[0].0, ca);
     }
 
     #[test]

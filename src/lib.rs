@@ -14,6 +14,8 @@
 extern crate alloc;
 
 pub mod arbiter;
+#[cfg(feature = "services")]
+pub mod deadlock;
 pub mod engine;
 #[cfg_attr(not(all(target_arch = "wasm32", feature = "slim")), allow(dead_code))]
 mod heap;

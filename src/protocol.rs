@@ -130,6 +130,13 @@ pub enum ArbiterMsg {
         id: RequestId,
         held: bool,
     },
+    /// This `Acquire` closed a cycle of waiting requests (a deadlock): the arbiter
+    /// withdrew it. `cycle` lists the cycle's requests, this one first.
+    #[cfg(feature = "services")]
+    Deadlock {
+        id: RequestId,
+        cycle: Vec<WireLockInfo>,
+    },
     Snapshot {
         id: u32,
         held: Vec<WireLockInfo>,
@@ -171,6 +178,8 @@ const T_EXPIRED: u16 = 21;
 const T_TIMED_OUT: u16 = 22;
 #[cfg(feature = "services")]
 const T_RENEWED: u16 = 23;
+#[cfg(feature = "services")]
+const T_DEADLOCK: u16 = 24;
 
 const F_SHARED: u16 = 1;
 const F_IF_AVAILABLE: u16 = 2;
@@ -538,6 +547,13 @@ impl ArbiterMsg {
                 w.0.push(u16::from(*held));
                 return w.0;
             }
+            #[cfg(feature = "services")]
+            ArbiterMsg::Deadlock { id, cycle } => {
+                let mut w = Writer::new(T_DEADLOCK);
+                w.u64(id.0);
+                w.infos(cycle);
+                return w.0;
+            }
 
             ArbiterMsg::Queued { id, position } => {
                 let mut w = Writer::new(T_QUEUED);
@@ -573,6 +589,12 @@ impl ArbiterMsg {
             T_EXPIRED | T_TIMED_OUT => {
                 let id = RequestId(r.u64()?);
                 r.end(if tag == T_EXPIRED { ArbiterMsg::Expired { id } } else { ArbiterMsg::TimedOut { id } })
+            }
+            #[cfg(feature = "services")]
+            T_DEADLOCK => {
+                let id = RequestId(r.u64()?);
+                let cycle = r.infos()?;
+                r.end(ArbiterMsg::Deadlock { id, cycle })
             }
             #[cfg(feature = "services")]
             T_RENEWED => {
@@ -712,6 +734,25 @@ mod tests {
             ArbiterMsg::TimedOut { id: RequestId(6) },
             ArbiterMsg::Renewed { id: RequestId(7), held: true },
             ArbiterMsg::Renewed { id: RequestId(8), held: false },
+            ArbiterMsg::Deadlock {
+                id: RequestId(11),
+                cycle: vec![
+                    WireLockInfo {
+                        name: vec![1],
+                        mode: LockMode::Exclusive,
+                        client: vec![2],
+                        label: None,
+                        expires_in: None,
+                    },
+                    WireLockInfo {
+                        name: vec![3],
+                        mode: LockMode::Shared,
+                        client: vec![4],
+                        label: Some(vec![5]),
+                        expires_in: None,
+                    },
+                ],
+            },
             ArbiterMsg::Snapshot {
                 id: 10,
                 held: vec![WireLockInfo {

@@ -667,7 +667,10 @@ impl Sim {
         for (id, msg) in &out {
             match msg {
                 #[cfg(feature = "services")]
-                ArbiterMsg::Expired { .. } | ArbiterMsg::TimedOut { .. } | ArbiterMsg::Renewed { .. } => {
+                ArbiterMsg::Expired { .. }
+                | ArbiterMsg::TimedOut { .. }
+                | ArbiterMsg::Renewed { .. }
+                | ArbiterMsg::Deadlock { .. } => {
                     unreachable!("no lock service messages here")
                 }
                 ArbiterMsg::Granted { id: request } => {
@@ -805,7 +808,10 @@ impl Sim {
         let id = self.clients[client].id;
         let request = match msg {
             #[cfg(feature = "services")]
-            ArbiterMsg::Expired { .. } | ArbiterMsg::TimedOut { .. } | ArbiterMsg::Renewed { .. } => {
+            ArbiterMsg::Expired { .. }
+            | ArbiterMsg::TimedOut { .. }
+            | ArbiterMsg::Renewed { .. }
+            | ArbiterMsg::Deadlock { .. } => {
                 unreachable!("no lock service messages here")
             }
             ArbiterMsg::Granted { id }
@@ -2106,7 +2112,10 @@ impl FSim {
             let engine = a.arbiter.engine();
             match msg {
                 #[cfg(feature = "services")]
-                ArbiterMsg::Expired { .. } | ArbiterMsg::TimedOut { .. } | ArbiterMsg::Renewed { .. } => {
+                ArbiterMsg::Expired { .. }
+                | ArbiterMsg::TimedOut { .. }
+                | ArbiterMsg::Renewed { .. }
+                | ArbiterMsg::Deadlock { .. } => {
                     unreachable!("no lock service messages here")
                 }
                 ArbiterMsg::Granted { id } => {
@@ -2268,7 +2277,10 @@ impl FSim {
     fn receive(&mut self, client: usize, epoch: usize, msg: ArbiterMsg) -> Result<(), String> {
         let request = match msg {
             #[cfg(feature = "services")]
-            ArbiterMsg::Expired { .. } | ArbiterMsg::TimedOut { .. } | ArbiterMsg::Renewed { .. } => {
+            ArbiterMsg::Expired { .. }
+            | ArbiterMsg::TimedOut { .. }
+            | ArbiterMsg::Renewed { .. }
+            | ArbiterMsg::Deadlock { .. } => {
                 unreachable!("no lock service messages here")
             }
             ArbiterMsg::Granted { id }

@@ -543,7 +543,10 @@ impl Client {
             // Answers to the lock services' messages (`Acquire`, `Renew`), which spec
             // requests never send.
             #[cfg(feature = "services")]
-            ArbiterMsg::Expired { .. } | ArbiterMsg::TimedOut { .. } | ArbiterMsg::Renewed { .. } => {}
+            ArbiterMsg::Expired { .. }
+            | ArbiterMsg::TimedOut { .. }
+            | ArbiterMsg::Renewed { .. }
+            | ArbiterMsg::Deadlock { .. } => {}
             ArbiterMsg::Snapshot { id, held, pending } => {
                 if let Some(deferred) = self.queries.remove(id) {
                     let snap = self.host.snapshot();

@@ -370,6 +370,44 @@ impl Engine {
         touched
     }
 
+    /// What `key` waits for in the lock services' wait-for graph ([`crate::deadlock`]):
+    /// waiting, the holders of its name it conflicts with and the request just ahead of it
+    /// in the queue; held, the requests its client waits for (its client is its owner).
+    #[cfg(feature = "services")]
+    pub fn waits_for(&self, key: RequestKey, out: &mut Vec<RequestKey>) {
+        let Some(entry) = self.entries.get(key) else {
+            return;
+        };
+        match entry.place {
+            Place::Queued(position) => {
+                let Some(state) = self.names.get(&entry.name) else {
+                    return;
+                };
+                for (_, &(holder, mode)) in state.held.iter() {
+                    if entry.mode == LockMode::Exclusive || mode == LockMode::Exclusive {
+                        out.push(holder);
+                    }
+                }
+                if position > i64::MIN {
+                    if let Some((_, &ahead)) = state.queue.range(i64::MIN, position - 1).last() {
+                        out.push(ahead);
+                    }
+                }
+            }
+            Place::Held(_) => {
+                let client = key.client;
+                let (first, last) =
+                    (RequestKey { client, request: RequestId(0) }, RequestKey { client, request: RequestId(u64::MAX) });
+                out.extend(
+                    self.entries
+                        .range(first, last)
+                        .filter(|(_, e)| matches!(e.place, Place::Queued(_)))
+                        .map(|(k, _)| k),
+                );
+            }
+        }
+    }
+
     /// Spec: <https://w3c.github.io/web-locks/#snapshot-the-lock-state>
     pub fn snapshot(&self) -> Snapshot {
         let mut snap = Snapshot::default();
@@ -436,6 +474,14 @@ impl Engine {
         if state.is_empty() {
             self.names.remove(name);
         }
+    }
+}
+
+#[cfg(feature = "services")]
+impl crate::deadlock::WaitFor for Engine {
+    type Node = RequestKey;
+    fn waits_for(&self, node: RequestKey, out: &mut Vec<RequestKey>) {
+        Engine::waits_for(self, node, out);
     }
 }
 

@@ -30,9 +30,9 @@ const trace = process.env.WEB_LOCKS_TRACE === "1";
 if (trace && !process.env.WEB_LOCKS_DIST) throw new Error("WEB_LOCKS_TRACE=1 needs WEB_LOCKS_DIST: the package in dist/ never traces");
 const MODULES = [
   trace
-    ? { name: "web_locks_wasm", cargo: ["--features", "slim,trace"], targetDir: "target/trace" }
-    : { name: "web_locks_wasm", cargo: ["--features", "slim"], targetDir: "target" },
-  { name: "web_locks_client", cargo: ["--no-default-features", "--features", "slim"], targetDir: "target/client" },
+    ? { name: "web_locks_wasm", cargo: ["--no-default-features", "--features", "arbiter,slim,trace"], targetDir: "target/trace" }
+    : { name: "web_locks_wasm", cargo: ["--no-default-features", "--features", "arbiter,slim"], targetDir: "target" },
+  { name: "web_locks_client", cargo: ["--no-default-features", "--features", "bindings,slim"], targetDir: "target/client" },
 ];
 const dir = profile === "dev" ? "debug" : profile;
 for (const m of MODULES) {

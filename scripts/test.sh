@@ -12,17 +12,19 @@ scripts/setup.sh
 step "format, lints, docs"
 cargo fmt --check
 cargo clippy --all-targets -q -- -D warnings
-cargo clippy --lib --tests --target wasm32-unknown-unknown -q -- -D warnings
-# The package's two wasm modules: no_std (feature slim), with and without the arbiter.
-cargo clippy --lib --target wasm32-unknown-unknown --features slim -q -- -D warnings
-cargo clippy --lib --target wasm32-unknown-unknown --no-default-features --features slim -q -- -D warnings
+cargo clippy --lib --tests --target wasm32-unknown-unknown --features arbiter -q -- -D warnings
+# The package's two wasm modules: no_std (feature slim), with and without the arbiter, and
+# without the Rust API (feature api, for Rust apps; it needs std).
+cargo clippy --lib --target wasm32-unknown-unknown --no-default-features --features arbiter,slim -q -- -D warnings
+cargo clippy --lib --target wasm32-unknown-unknown --no-default-features --features bindings,slim -q -- -D warnings
 # The chaos runner's test build: the arbiter with its decision log (feature trace); the
 # lock services' protocol and arbiter (feature services, not in the package yet).
 cargo clippy --all-targets --features trace,services -q -- -D warnings
-cargo clippy --lib --target wasm32-unknown-unknown --features slim,trace -q -- -D warnings
-cargo clippy --lib --target wasm32-unknown-unknown --features slim,services -q -- -D warnings
+cargo clippy --lib --target wasm32-unknown-unknown --no-default-features --features arbiter,slim,trace -q -- -D warnings
+cargo clippy --lib --target wasm32-unknown-unknown --no-default-features --features arbiter,slim,services -q -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -q
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -q --features trace,services
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -q --target wasm32-unknown-unknown # the Rust API (feature api)
 
 step "purity: engine, protocol, arbiter and their map and allocator use no browser bindings and no clock"
 if grep -rnE 'web_sys|js_sys|wasm_bindgen|Instant::now|SystemTime' src/engine src/protocol.rs src/arbiter.rs src/map.rs src/heap.rs; then
@@ -34,8 +36,8 @@ step "native tests (engine unit + model + simulation, protocol, arbiter; with th
 cargo test -q --features trace,services
 cargo test -q --lib
 
-step "wasm bindings in headless Chromium (wasm-pack test)"
-wasm-pack test --headless --chrome --mode no-install
+step "wasm bindings and the Rust API in headless Chromium (wasm-pack test)"
+wasm-pack test --headless --chrome --mode no-install -- --features arbiter
 
 step "build the package (dist/)"
 node scripts/build.mjs

@@ -142,7 +142,7 @@ impl Heap {
 
 /// The heap as the global allocator of the package's wasm module (feature `slim`; other
 /// builds keep the standard library's allocator).
-#[cfg(all(target_arch = "wasm32", feature = "slim", not(target_feature = "atomics")))]
+#[cfg(all(target_arch = "wasm32", feature = "slim", not(feature = "api"), not(target_feature = "atomics")))]
 pub mod global {
     use super::{Heap, Memory, PAGE};
     use core::alloc::{GlobalAlloc, Layout};

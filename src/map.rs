@@ -484,8 +484,9 @@ impl<V: fmt::Debug> fmt::Debug for NameMap<V> {
 /// Costs: O(log n) per lookup and removal (amortized: a compaction costs O(n) after n
 /// removals); O(1) amortized per insertion of a key above every other key, O(n) for any
 /// other key. Memory: at most twice the entries, all returned when the map is empty.
-// The full module's client uses [`IdMap`]: there only the tests use this one.
-#[cfg_attr(feature = "arbiter", allow(dead_code))]
+// The full module's client uses [`IdMap`], and a build without the bindings (a Rust app's)
+// has no client: there only the tests use this one.
+#[cfg_attr(any(feature = "arbiter", not(feature = "bindings")), allow(dead_code))]
 pub struct SeqMap<K, V> {
     entries: Vec<(K, Option<V>)>,
     len: usize,
@@ -497,7 +498,7 @@ impl<K, V> Default for SeqMap<K, V> {
     }
 }
 
-#[cfg_attr(feature = "arbiter", allow(dead_code))]
+#[cfg_attr(any(feature = "arbiter", not(feature = "bindings")), allow(dead_code))]
 impl<K: Copy + Ord, V> SeqMap<K, V> {
     /// Where `key` is (`Ok`, maybe a hole) or would go (`Err`).
     fn search(&self, key: K) -> Result<usize, usize> {

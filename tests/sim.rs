@@ -1782,7 +1782,7 @@ impl FSim {
                 }
             }
             FEv::Join => {
-                if self.live_epoch().map_or(true, |e| !self.arb(e).served) {
+                if self.live_epoch().is_none_or(|e| !self.arb(e).served) {
                     self.stats.joins_while_recovering += 1;
                 }
                 self.spawn_client();

@@ -1,6 +1,6 @@
 //! Browser tests of the wasm bindings (`wasm-pack test --headless --chrome`): the Rust
 //! `request`/`query` exports driven through the real JS host of `js/core.js`.
-#![cfg(target_arch = "wasm32")]
+#![cfg(all(target_arch = "wasm32", feature = "bindings"))]
 
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;

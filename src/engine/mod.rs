@@ -73,8 +73,9 @@ impl IdKey for ClientId {
 }
 
 /// Spec: <https://w3c.github.io/web-locks/#enumdef-lockmode>
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum LockMode {
+    #[default]
     Exclusive,
     Shared,
 }

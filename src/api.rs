@@ -1,0 +1,417 @@
+//! The Rust API (feature `api`, on `wasm32`): the origin's locks for Rust wasm apps, with
+//! RAII guards, over the manager of this global (`navigator.locks`, in a window or a
+//! worker): the browser's own, or this package's polyfill where it is installed.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), web_locks_wasm::LockError> {
+//! use web_locks_wasm::{LockManager, LockMode, LockOptions};
+//!
+//! let locks = LockManager::get()?;
+//! let guard = locks.lock("settings").await?; // exclusive; waits its turn
+//! // ... read, change and save the settings ...
+//! drop(guard); // released (`guard.release().await` waits until it is)
+//!
+//! let readers = LockOptions { mode: LockMode::Shared, ..LockOptions::default() };
+//! if let Some(g) = locks.lock_with("cache", &readers).await? {
+//!     assert!(g.is_held());
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! The callback-scoped JS API becomes a guard as follows: the lock's callback returns a
+//! promise that settles when the guard is released or dropped. A future dropped before
+//! its lock was granted aborts its request; one dropped while the grant is on its way
+//! releases the lock as soon as it arrives. Nothing is left in `query()` once every guard
+//! and future is gone.
+//!
+//! Not there yet (see the README): `LockManager::polyfill()` finds this package's
+//! polyfill only where the page loaded it (`dist/web-locks.js` or the npm package); the
+//! crate does not start one by itself. `holder` and `ttl` (the lock services) are
+//! refused with [`LockError::NotSupported`] on every manager for now.
+
+use alloc::rc::Rc;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::cell::Cell;
+use core::fmt;
+use core::future::Future;
+use core::time::Duration;
+
+use js_sys::{Array, Promise, Reflect};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+
+use crate::engine::LockMode;
+
+#[wasm_bindgen(inline_js = r#"
+export function manager() {
+  const n = globalThis.navigator;
+  return n && n.locks ? n.locks : null;
+}
+export function isPolyfill(m) {
+  return m !== null && "ready" in m;
+}
+// One request, driven from Rust: `granted` resolves to the Lock (or null with
+// ifAvailable); `done` is request()'s own promise; release() ends a held lock; cancel()
+// withdraws a waiting request, or releases the lock at once if the grant is on its way.
+export function start(locks, name, shared, ifAvailable, steal, signal, timeout) {
+  const h = { held: false, cancelled: false, release: null };
+  const ctl = new AbortController();
+  let merged = ctl.signal;
+  const parts = [ctl.signal];
+  if (signal) parts.push(signal);
+  if (timeout >= 0) parts.push(AbortSignal.timeout(timeout));
+  if (parts.length > 1) merged = AbortSignal.any(parts);
+  const opts = { mode: shared ? "shared" : "exclusive", ifAvailable, steal };
+  // The spec refuses a signal with steal or ifAvailable: pass the app's own, if any, so
+  // that it gets the spec's error; never add ours there.
+  if (steal || ifAvailable) {
+    if (signal) opts.signal = signal;
+  } else opts.signal = merged;
+  let grant;
+  h.granted = new Promise((res) => (grant = res));
+  h.done = locks.request(name, opts, (lock) => {
+    if (!lock) return void grant(null);
+    if (h.cancelled) return undefined;
+    h.held = true;
+    return new Promise((res) => {
+      h.release = () => {
+        h.held = false;
+        res();
+      };
+      grant(lock);
+    });
+  });
+  const over = () => (h.held = false);
+  h.done.then(over, over);
+  h.first = Promise.race([h.granted, h.done.then(() => null)]);
+  h.cancel = () => {
+    h.cancelled = true;
+    if (h.release) h.release();
+    else ctl.abort(new DOMException("The lock future was dropped.", "AbortError"));
+  };
+  return h;
+}
+export function release(h) {
+  if (h.release) h.release();
+  return h.done.then(() => {}, () => {});
+}
+export function cancel(h) { h.cancel(); }
+export function held(h) { return h.held; }
+export function first(h) { return h.first; }
+export function lockMode(lock) { return lock.mode; }
+export function errorName(e) { return e instanceof DOMException ? e.name : ""; }
+export function errorMessage(e) { return e && typeof e.message === "string" ? e.message : String(e); }
+"#)]
+extern "C" {
+    fn manager() -> JsValue;
+    #[wasm_bindgen(js_name = isPolyfill)]
+    fn is_polyfill(m: &JsValue) -> bool;
+    fn start(
+        locks: &JsValue,
+        name: &str,
+        shared: bool,
+        if_available: bool,
+        steal: bool,
+        signal: Option<web_sys::AbortSignal>,
+        timeout: f64,
+    ) -> JsValue;
+    fn release(h: &JsValue) -> Promise;
+    fn cancel(h: &JsValue);
+    fn held(h: &JsValue) -> bool;
+    fn first(h: &JsValue) -> Promise;
+    #[wasm_bindgen(js_name = lockMode)]
+    fn lock_mode(lock: &JsValue) -> String;
+    #[wasm_bindgen(js_name = errorName)]
+    fn error_name(e: &JsValue) -> String;
+    #[wasm_bindgen(js_name = errorMessage)]
+    fn error_message(e: &JsValue) -> String;
+}
+
+/// Why a lock could not be had.
+///
+/// ```no_run
+/// # async fn demo(locks: web_locks_wasm::LockManager) {
+/// use web_locks_wasm::LockError;
+/// match locks.lock("-reserved").await {
+///     Err(LockError::NotSupported(msg)) => assert!(msg.contains("-")),
+///     other => panic!("{other:?}"),
+/// }
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum LockError {
+    /// No lock manager can be reached from this global.
+    Unsupported,
+    /// The spec's `NotSupportedError` (a name starting with `-`, a mode not allowed with
+    /// `steal`, …), or an option this manager cannot honour (`holder`, `ttl`).
+    NotSupported(String),
+    /// The spec's `InvalidStateError`: this document is not fully active.
+    InvalidState,
+    /// The spec's `SecurityError`: no lock manager for this (opaque) origin.
+    Security,
+    /// The request's signal aborted it before it was granted; its reason.
+    Aborted(JsValue),
+    /// `LockOptions::timeout` ran out before the lock was granted.
+    Timeout,
+    /// The lock was stolen (`steal`) before it could be used.
+    Stolen,
+    /// A deadlock was reported (lock services only).
+    Deadlock,
+    /// Anything else the manager threw or rejected with.
+    Js(JsValue),
+}
+
+impl fmt::Display for LockError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LockError::Unsupported => f.write_str("no lock manager is available here"),
+            LockError::NotSupported(m) => write!(f, "not supported: {m}"),
+            LockError::InvalidState => f.write_str("the document is not fully active"),
+            LockError::Security => f.write_str("locks are not available to this origin"),
+            LockError::Aborted(_) => f.write_str("the request was aborted"),
+            LockError::Timeout => f.write_str("the lock was not granted in time"),
+            LockError::Stolen => f.write_str("the lock was stolen"),
+            LockError::Deadlock => f.write_str("deadlock"),
+            LockError::Js(e) => write!(f, "{}", error_message(e)),
+        }
+    }
+}
+
+impl core::error::Error for LockError {}
+
+impl LockError {
+    fn from_js(e: JsValue, signal: Option<&web_sys::AbortSignal>) -> LockError {
+        match error_name(&e).as_str() {
+            "NotSupportedError" => LockError::NotSupported(error_message(&e)),
+            "InvalidStateError" => LockError::InvalidState,
+            "SecurityError" => LockError::Security,
+            "TimeoutError" => LockError::Timeout,
+            _ if signal.is_some_and(|s| s.aborted() && s.reason() == e) => LockError::Aborted(e),
+            _ => LockError::Js(e),
+        }
+    }
+}
+
+/// How to ask for a lock: the spec's `LockOptions`, plus a timeout, and the lock services'
+/// `holder` and `ttl` (not available yet, see [`LockError::NotSupported`]).
+///
+/// ```
+/// use web_locks_wasm::{LockMode, LockOptions};
+/// let shared = LockOptions { mode: LockMode::Shared, ..LockOptions::default() };
+/// assert!(!shared.if_available && shared.timeout.is_none());
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct LockOptions {
+    pub mode: LockMode,
+    /// Grant only if available at once; else `lock_with` resolves to `None`.
+    pub if_available: bool,
+    /// Take the lock from its holders (exclusive only).
+    pub steal: bool,
+    /// Aborts the request while it waits ([`LockError::Aborted`]).
+    pub signal: Option<web_sys::AbortSignal>,
+    /// Stop waiting after this long ([`LockError::Timeout`]).
+    pub timeout: Option<Duration>,
+    /// The holder's label (lock services; refused for now).
+    pub holder: Option<String>,
+    /// A lease (lock services; refused for now).
+    pub ttl: Option<Duration>,
+}
+
+/// One entry of a [`LockSnapshot`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockInfo {
+    pub name: String,
+    pub mode: LockMode,
+    pub client_id: String,
+}
+
+/// What [`LockManager::query`] returns: held locks and waiting requests, origin-wide.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LockSnapshot {
+    pub held: Vec<LockInfo>,
+    pub pending: Vec<LockInfo>,
+}
+
+/// A granted lock, held until [`LockGuard::release`] or drop.
+///
+/// ```no_run
+/// # async fn demo(locks: web_locks_wasm::LockManager) -> Result<(), web_locks_wasm::LockError> {
+/// let g = locks.lock("a").await?;
+/// assert_eq!(g.name(), "a");
+/// g.release().await; // settles once the manager has processed the release
+/// # Ok(()) }
+/// ```
+#[must_use = "the lock is released when the guard is dropped"]
+pub struct LockGuard {
+    name: String,
+    mode: LockMode,
+    handle: JsValue,
+    released: Rc<Cell<bool>>,
+}
+
+impl fmt::Debug for LockGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LockGuard").field("name", &self.name).field("mode", &self.mode).finish()
+    }
+}
+
+impl LockGuard {
+    /// The lock's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The lock's mode.
+    pub fn mode(&self) -> LockMode {
+        self.mode
+    }
+
+    /// Whether the lock is still held: `false` once released, or stolen by another
+    /// request with `steal`.
+    pub fn is_held(&self) -> bool {
+        !self.released.get() && held(&self.handle)
+    }
+
+    /// Releases the lock and waits until the manager has processed it.
+    pub async fn release(self) {
+        self.released.set(true);
+        let _ = JsFuture::from(release(&self.handle)).await;
+    }
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        if !self.released.replace(true) {
+            let _ = release(&self.handle);
+        }
+    }
+}
+
+/// Cancels a request whose future was dropped before it completed.
+struct Pending {
+    handle: JsValue,
+    armed: bool,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if self.armed {
+            cancel(&self.handle);
+        }
+    }
+}
+
+/// The lock manager of this global (window or worker).
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), web_locks_wasm::LockError> {
+/// let locks = web_locks_wasm::LockManager::get()?;
+/// let n = locks.with_lock("counter", async { 41 + 1 }).await?;
+/// assert_eq!(n, 42);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct LockManager {
+    locks: JsValue,
+}
+
+impl LockManager {
+    /// This global's `navigator.locks`: the browser's own, or the polyfill where the page
+    /// installed it. [`LockError::Unsupported`] where there is neither.
+    pub fn get() -> Result<LockManager, LockError> {
+        let locks = manager();
+        if locks.is_null() {
+            return Err(LockError::Unsupported);
+        }
+        Ok(LockManager { locks })
+    }
+
+    /// This package's polyfill, even where the browser has its own (the same lock space as
+    /// the JS package's polyfill). For now it must have been installed on this global by
+    /// the page (`dist/web-locks.js`, or `install({ force: true })` of the npm package);
+    /// else [`LockError::Unsupported`].
+    pub fn polyfill() -> Result<LockManager, LockError> {
+        let locks = manager();
+        if !is_polyfill(&locks) {
+            return Err(LockError::Unsupported);
+        }
+        Ok(LockManager { locks })
+    }
+
+    /// An exclusive lock on `name`; waits until it is granted.
+    pub async fn lock(&self, name: &str) -> Result<LockGuard, LockError> {
+        match self.lock_with(name, &LockOptions::default()).await? {
+            Some(g) => Ok(g),
+            None => Err(LockError::Js(JsValue::NULL)), // unreachable: not if_available
+        }
+    }
+
+    /// An exclusive lock on `name` if it is available now (`ifAvailable`), else `None`.
+    pub async fn try_lock(&self, name: &str) -> Result<Option<LockGuard>, LockError> {
+        self.lock_with(name, &LockOptions { if_available: true, ..LockOptions::default() }).await
+    }
+
+    /// A lock on `name` as `options` say; `None` only with `if_available`.
+    pub async fn lock_with(&self, name: &str, options: &LockOptions) -> Result<Option<LockGuard>, LockError> {
+        if options.holder.is_some() || options.ttl.is_some() {
+            return Err(LockError::NotSupported(String::from(
+                "holder and ttl need the lock services, not available over this manager yet",
+            )));
+        }
+        let timeout = options.timeout.map_or(-1.0, |t| t.as_secs_f64() * 1000.0);
+        let handle = start(
+            &self.locks,
+            name,
+            options.mode == LockMode::Shared,
+            options.if_available,
+            options.steal,
+            options.signal.clone(),
+            timeout,
+        );
+        let mut pending = Pending { handle, armed: true };
+        let lock = JsFuture::from(first(&pending.handle)).await;
+        pending.armed = false;
+        let lock = lock.map_err(|e| LockError::from_js(e, options.signal.as_ref()))?;
+        if lock.is_null() || lock.is_undefined() {
+            return Ok(None);
+        }
+        let mode = if lock_mode(&lock) == "shared" { LockMode::Shared } else { LockMode::Exclusive };
+        Ok(Some(LockGuard {
+            name: String::from(name),
+            mode,
+            handle: pending.handle.clone(),
+            released: Rc::new(Cell::new(false)),
+        }))
+    }
+
+    /// Runs `f` holding an exclusive lock on `name`; releases it when `f` is done.
+    pub async fn with_lock<T, F: Future<Output = T>>(&self, name: &str, f: F) -> Result<T, LockError> {
+        let guard = self.lock(name).await?;
+        let v = f.await;
+        guard.release().await;
+        Ok(v)
+    }
+
+    /// The origin's held locks and waiting requests (`navigator.locks.query()`).
+    pub async fn query(&self) -> Result<LockSnapshot, LockError> {
+        let query: js_sys::Function = Reflect::get(&self.locks, &"query".into()).map_err(LockError::Js)?.into();
+        let p: Promise = query.call0(&self.locks).map_err(|e| LockError::from_js(e, None))?.into();
+        let snap = JsFuture::from(p).await.map_err(|e| LockError::from_js(e, None))?;
+        let list = |key: &str| -> Vec<LockInfo> {
+            let arr: Array = Reflect::get(&snap, &key.into()).map(|v| Array::from(&v)).unwrap_or_default();
+            arr.iter()
+                .map(|i| {
+                    let s = |k: &str| Reflect::get(&i, &k.into()).ok().and_then(|v| v.as_string()).unwrap_or_default();
+                    LockInfo {
+                        name: s("name"),
+                        mode: if s("mode") == "shared" { LockMode::Shared } else { LockMode::Exclusive },
+                        client_id: s("clientId"),
+                    }
+                })
+                .collect()
+        };
+        Ok(LockSnapshot { held: list("held"), pending: list("pending") })
+    }
+}

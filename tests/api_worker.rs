@@ -1,0 +1,18 @@
+//! The Rust API tests of tests/api.rs, in a dedicated worker (`WorkerNavigator.locks`).
+#![cfg(all(target_arch = "wasm32", feature = "api"))]
+
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::{spawn_local, JsFuture};
+use wasm_bindgen_test::*;
+use web_locks_wasm::{LockError, LockManager, LockMode, LockOptions};
+
+wasm_bindgen_test_configure!(run_in_dedicated_worker);
+
+include!("common/api_cases.rs");

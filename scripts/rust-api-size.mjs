@@ -1,7 +1,8 @@
-// What the Rust API (feature `api`) adds to a Rust wasm app: a minimal app is built twice
-// in build/rust-api-size (release, `opt-level = "z"`, LTO, wasm-bindgen, npm binaryen's
-// `wasm-opt -Oz`), once taking a lock, querying and releasing through this crate, once
-// awaiting a promise instead, and the gzipped wasm and JS glue of both are compared.
+// What the Rust API (feature `api`) adds to a Rust wasm app: a minimal app is built in
+// build/rust-api-size (release, `opt-level = "z"`, LTO, wasm-bindgen, npm binaryen's
+// `wasm-opt -Oz`) taking a lock, querying and releasing through this crate, with the
+// crate's default features (`api` and `local`, the local mode) and with `api` alone, and
+// once awaiting a promise instead; the gzipped wasm and JS glue are compared.
 //
 //   node scripts/rust-api-size.mjs
 import { execFileSync } from "node:child_process";
@@ -25,13 +26,14 @@ publish = false
 crate-type = ["cdylib"]
 
 [features]
-locks = ["dep:web-locks-wasm"]
+api = ["dep:web-locks-wasm", "web-locks-wasm/api"]
+local = ["api", "web-locks-wasm/local"]
 
 [dependencies]
 wasm-bindgen = "=0.2.130"
 wasm-bindgen-futures = "0.4"
 js-sys = "0.3"
-web-locks-wasm = { path = "../..", optional = true }
+web-locks-wasm = { path = "../..", optional = true, default-features = false }
 
 [profile.release]
 opt-level = "z"
@@ -46,7 +48,7 @@ writeFileSync(
   join(app, "src/lib.rs"),
   `use wasm_bindgen::prelude::*;
 
-#[cfg(feature = "locks")]
+#[cfg(feature = "api")]
 #[wasm_bindgen]
 pub async fn run(name: String) -> Result<u32, JsValue> {
     let err = |e: web_locks_wasm::LockError| JsValue::from_str(&e.to_string());
@@ -57,13 +59,13 @@ pub async fn run(name: String) -> Result<u32, JsValue> {
     Ok(held)
 }
 
-#[cfg(not(feature = "locks"))]
+#[cfg(not(feature = "api"))]
 #[wasm_bindgen(inline_js = "export function later(n) { return Promise.resolve(n); }")]
 extern "C" {
     fn later(n: &str) -> js_sys::Promise;
 }
 
-#[cfg(not(feature = "locks"))]
+#[cfg(not(feature = "api"))]
 #[wasm_bindgen]
 pub async fn run(name: String) -> Result<u32, JsValue> {
     wasm_bindgen_futures::JsFuture::from(later(&name)).await?;
@@ -74,15 +76,18 @@ pub async fn run(name: String) -> Result<u32, JsValue> {
 const run = (cmd, args) => execFileSync(cmd, args, { cwd: app, stdio: ["ignore", "ignore", "inherit"] });
 const gz = (f) => gzipSync(readFileSync(f), { level: 9 }).length;
 const sizes = {};
-for (const variant of ["without", "with"]) {
-  run("cargo", ["build", "-q", "--release", "--target", "wasm32-unknown-unknown", ...(variant === "with" ? ["--features", "locks"] : [])]);
+const VARIANTS = { without: [], api: ["--features", "api"], local: ["--features", "local"] };
+for (const [variant, features] of Object.entries(VARIANTS)) {
+  run("cargo", ["build", "-q", "--release", "--target", "wasm32-unknown-unknown", ...features]);
   const out = join(app, `out-${variant}`);
   rmSync(out, { recursive: true, force: true });
   run("wasm-bindgen", ["--target", "web", "--out-dir", out, "--out-name", "app", join(app, "target/wasm32-unknown-unknown/release/rust_api_size.wasm")]);
-  const features = ["bulk-memory", "nontrapping-float-to-int", "sign-ext", "mutable-globals", "reference-types", "multivalue"];
-  run(join(root, "node_modules/.bin/wasm-opt"), ["-Oz", ...features.map((f) => `--enable-${f}`), "--strip-debug", "--strip-producers", join(out, "app_bg.wasm"), "-o", join(out, "app_bg.wasm")]);
+  const wasmFeatures = ["bulk-memory", "nontrapping-float-to-int", "sign-ext", "mutable-globals", "reference-types", "multivalue"];
+  run(join(root, "node_modules/.bin/wasm-opt"), ["-Oz", ...wasmFeatures.map((f) => `--enable-${f}`), "--strip-debug", "--strip-producers", join(out, "app_bg.wasm"), "-o", join(out, "app_bg.wasm")]);
   sizes[variant] = { wasm: gz(join(out, "app_bg.wasm")), js: gz(join(out, "app.js")) };
 }
-console.log(`minimal app without the crate: wasm ${sizes.without.wasm} B gz, JS glue ${sizes.without.js} B gz`);
-console.log(`the same app taking a lock:     wasm ${sizes.with.wasm} B gz, JS glue ${sizes.with.js} B gz`);
-console.log(`the Rust API adds:              wasm ${sizes.with.wasm - sizes.without.wasm} B gz, JS glue ${sizes.with.js - sizes.without.js} B gz`);
+const row = (what, v) =>
+  console.log(`${what.padEnd(44)} wasm ${String(v.wasm).padStart(6)} B gz (+${v.wasm - sizes.without.wasm}), JS glue ${String(v.js).padStart(5)} B gz (+${v.js - sizes.without.js})`);
+row("minimal app without the crate", sizes.without);
+row("taking a lock, default features (api, local)", sizes.local);
+row("taking a lock, features = [\"api\"] only", sizes.api);

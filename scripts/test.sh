@@ -17,6 +17,8 @@ cargo clippy --lib --tests --target wasm32-unknown-unknown --features arbiter -q
 # without the Rust API (feature api, for Rust apps; it needs std).
 cargo clippy --lib --target wasm32-unknown-unknown --no-default-features --features arbiter,slim -q -- -D warnings
 cargo clippy --lib --target wasm32-unknown-unknown --no-default-features --features bindings,slim -q -- -D warnings
+# The Rust API without its local mode.
+cargo clippy --lib --target wasm32-unknown-unknown --no-default-features --features api -q -- -D warnings
 # The chaos runner's test build: the arbiter with its decision log (feature trace); the
 # lock services' protocol and arbiter (feature services, not in the package yet).
 cargo clippy --all-targets --features trace,services -q -- -D warnings
@@ -38,6 +40,8 @@ cargo test -q --lib
 
 step "wasm bindings and the Rust API in headless Chromium (wasm-pack test)"
 wasm-pack test --headless --chrome --mode no-install -- --features arbiter
+# The Rust API in Node: no navigator.locks there, so LockManager::get() is local mode.
+wasm-pack test --node --mode no-install -- --test api_node
 
 step "build the package (dist/)"
 node scripts/build.mjs
@@ -60,6 +64,10 @@ node tests/conformance/run.mjs
 step "cross-context end-to-end: tabs, frames, workers, crashes, arbiter kills (tests/e2e)"
 node tests/e2e/run.mjs
 node tests/e2e/sw-alone.mjs
+
+step "the Rust example page (examples/lock-demo) in two tabs"
+node scripts/build-example.mjs
+node tests/example/run.mjs
 
 step "chaos: tabs + workers with steals, aborts, crashes and closes, checked against the arbiter's decision log (tests/chaos)"
 node --test tests/chaos/

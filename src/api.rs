@@ -33,8 +33,14 @@ use alloc::rc::Rc;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::cell::Cell;
+#[cfg(feature = "local")]
+use core::cell::RefCell;
 use core::fmt;
 use core::future::Future;
+#[cfg(feature = "local")]
+use core::pin::Pin;
+#[cfg(feature = "local")]
+use core::task::{Context, Poll, Waker};
 use core::time::Duration;
 
 use js_sys::{Array, Promise, Reflect};
@@ -42,6 +48,10 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
 use crate::engine::LockMode;
+#[cfg(feature = "local")]
+use crate::engine::{ClientId, Effect, Engine, RequestFlags, RequestId, RequestKey};
+#[cfg(feature = "local")]
+use crate::map::IdMap;
 
 #[wasm_bindgen(inline_js = r#"
 export function manager() {
@@ -100,6 +110,10 @@ export function cancel(h) { h.cancel(); }
 export function held(h) { return h.held; }
 export function first(h) { return h.first; }
 export function lockMode(lock) { return lock.mode; }
+export function after(ms, f) { return setTimeout(f, ms); }
+export function clearAfter(t) { clearTimeout(t); }
+export function onAbort(signal, f) { signal.addEventListener("abort", f, { once: true }); return f; }
+export function offAbort(signal, f) { signal.removeEventListener("abort", f); }
 export function errorName(e) { return e instanceof DOMException ? e.name : ""; }
 export function errorMessage(e) { return e && typeof e.message === "string" ? e.message : String(e); }
 "#)]
@@ -122,6 +136,17 @@ extern "C" {
     fn first(h: &JsValue) -> Promise;
     #[wasm_bindgen(js_name = lockMode)]
     fn lock_mode(lock: &JsValue) -> String;
+    #[cfg(feature = "local")]
+    fn after(ms: f64, f: &Closure<dyn FnMut()>) -> JsValue;
+    #[cfg(feature = "local")]
+    #[wasm_bindgen(js_name = clearAfter)]
+    fn clear_after(t: &JsValue);
+    #[cfg(feature = "local")]
+    #[wasm_bindgen(js_name = onAbort)]
+    fn on_abort(signal: &web_sys::AbortSignal, f: &Closure<dyn FnMut()>) -> JsValue;
+    #[cfg(feature = "local")]
+    #[wasm_bindgen(js_name = offAbort)]
+    fn off_abort(signal: &web_sys::AbortSignal, f: &JsValue);
     #[wasm_bindgen(js_name = errorName)]
     fn error_name(e: &JsValue) -> String;
     #[wasm_bindgen(js_name = errorMessage)]
@@ -247,8 +272,15 @@ pub struct LockSnapshot {
 pub struct LockGuard {
     name: String,
     mode: LockMode,
-    handle: JsValue,
+    held: Held,
     released: Rc<Cell<bool>>,
+}
+
+/// What a guard holds: a request of a JS `LockManager`, or a lock of the local engine.
+enum Held {
+    Js(JsValue),
+    #[cfg(feature = "local")]
+    Local(Rc<RefCell<Local>>, RequestKey),
 }
 
 impl fmt::Debug for LockGuard {
@@ -271,20 +303,37 @@ impl LockGuard {
     /// Whether the lock is still held: `false` once released, or stolen by another
     /// request with `steal`.
     pub fn is_held(&self) -> bool {
-        !self.released.get() && held(&self.handle)
+        !self.released.get()
+            && match &self.held {
+                Held::Js(h) => held(h),
+                #[cfg(feature = "local")]
+                Held::Local(local, key) => local.borrow().engine.is_held(*key),
+            }
     }
 
     /// Releases the lock and waits until the manager has processed it.
     pub async fn release(self) {
         self.released.set(true);
-        let _ = JsFuture::from(release(&self.handle)).await;
+        match &self.held {
+            Held::Js(h) => {
+                let _ = JsFuture::from(release(h)).await;
+            }
+            #[cfg(feature = "local")]
+            Held::Local(local, key) => Local::release(local, *key),
+        }
     }
 }
 
 impl Drop for LockGuard {
     fn drop(&mut self) {
         if !self.released.replace(true) {
-            let _ = release(&self.handle);
+            match &self.held {
+                Held::Js(h) => {
+                    let _ = release(h);
+                }
+                #[cfg(feature = "local")]
+                Held::Local(local, key) => Local::release(local, *key),
+            }
         }
     }
 }
@@ -312,32 +361,71 @@ impl Drop for Pending {
 /// assert_eq!(n, 42);
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LockManager {
-    locks: JsValue,
+    backend: Backend,
+}
+
+#[derive(Clone)]
+enum Backend {
+    /// A JS `LockManager`: the browser's own, or the package's polyfill.
+    Js(JsValue),
+    /// The engine of this crate, in this context only (local mode).
+    #[cfg(feature = "local")]
+    Local(Rc<RefCell<Local>>),
+}
+
+impl fmt::Debug for LockManager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.is_local() { "LockManager(local)" } else { "LockManager(navigator.locks)" })
+    }
+}
+
+#[cfg(feature = "local")]
+std::thread_local! {
+    /// This context's local lock space (local mode): one for every manager of the context.
+    static LOCAL: Rc<RefCell<Local>> = Rc::new(RefCell::new(Local::default()));
 }
 
 impl LockManager {
     /// This global's `navigator.locks`: the browser's own, or the polyfill where the page
-    /// installed it. [`LockError::Unsupported`] where there is neither.
+    /// installed it. Where there is neither (Node, or a page on plain http without the
+    /// polyfill), this crate's engine in local mode: exact locks among this context's own
+    /// requests, shared with no other context ([`LockManager::is_local`]).
     pub fn get() -> Result<LockManager, LockError> {
         let locks = manager();
         if locks.is_null() {
+            #[cfg(feature = "local")]
+            return Ok(LockManager { backend: Backend::Local(LOCAL.with(Rc::clone)) });
+            #[cfg(not(feature = "local"))]
             return Err(LockError::Unsupported);
         }
-        Ok(LockManager { locks })
+        Ok(LockManager { backend: Backend::Js(locks) })
     }
 
     /// This package's polyfill, even where the browser has its own (the same lock space as
-    /// the JS package's polyfill). For now it must have been installed on this global by
-    /// the page (`dist/web-locks.js`, or `install({ force: true })` of the npm package);
-    /// else [`LockError::Unsupported`].
+    /// the JS package's polyfill): for now, the one the page installed on this global
+    /// (`dist/web-locks.js`, or `install({ force: true })` of the npm package); where the
+    /// global has no lock manager at all, local mode as with [`LockManager::get`]; else
+    /// [`LockError::Unsupported`].
     pub fn polyfill() -> Result<LockManager, LockError> {
         let locks = manager();
+        if locks.is_null() {
+            return LockManager::get();
+        }
         if !is_polyfill(&locks) {
             return Err(LockError::Unsupported);
         }
-        Ok(LockManager { locks })
+        Ok(LockManager { backend: Backend::Js(locks) })
+    }
+
+    /// Whether this manager is local: its locks exclude this context's other requests
+    /// only (no other tab, frame or worker sees them).
+    pub fn is_local(&self) -> bool {
+        #[cfg(feature = "local")]
+        return matches!(self.backend, Backend::Local(_));
+        #[cfg(not(feature = "local"))]
+        false
     }
 
     /// An exclusive lock on `name`; waits until it is granted.
@@ -354,15 +442,21 @@ impl LockManager {
     }
 
     /// A lock on `name` as `options` say; `None` only with `if_available`.
+    #[cfg_attr(not(feature = "local"), allow(clippy::infallible_destructuring_match))]
     pub async fn lock_with(&self, name: &str, options: &LockOptions) -> Result<Option<LockGuard>, LockError> {
         if options.holder.is_some() || options.ttl.is_some() {
             return Err(LockError::NotSupported(String::from(
                 "holder and ttl need the lock services, not available over this manager yet",
             )));
         }
+        let locks = match &self.backend {
+            Backend::Js(locks) => locks,
+            #[cfg(feature = "local")]
+            Backend::Local(local) => return Local::lock(local, name, options).await,
+        };
         let timeout = options.timeout.map_or(-1.0, |t| t.as_secs_f64() * 1000.0);
         let handle = start(
-            &self.locks,
+            locks,
             name,
             options.mode == LockMode::Shared,
             options.if_available,
@@ -381,7 +475,7 @@ impl LockManager {
         Ok(Some(LockGuard {
             name: String::from(name),
             mode,
-            handle: pending.handle.clone(),
+            held: Held::Js(pending.handle.clone()),
             released: Rc::new(Cell::new(false)),
         }))
     }
@@ -395,9 +489,15 @@ impl LockManager {
     }
 
     /// The origin's held locks and waiting requests (`navigator.locks.query()`).
+    #[cfg_attr(not(feature = "local"), allow(clippy::infallible_destructuring_match))]
     pub async fn query(&self) -> Result<LockSnapshot, LockError> {
-        let query: js_sys::Function = Reflect::get(&self.locks, &"query".into()).map_err(LockError::Js)?.into();
-        let p: Promise = query.call0(&self.locks).map_err(|e| LockError::from_js(e, None))?.into();
+        let locks = match &self.backend {
+            Backend::Js(locks) => locks,
+            #[cfg(feature = "local")]
+            Backend::Local(local) => return Ok(local.borrow().snapshot()),
+        };
+        let query: js_sys::Function = Reflect::get(locks, &"query".into()).map_err(LockError::Js)?.into();
+        let p: Promise = query.call0(locks).map_err(|e| LockError::from_js(e, None))?.into();
         let snap = JsFuture::from(p).await.map_err(|e| LockError::from_js(e, None))?;
         let list = |key: &str| -> Vec<LockInfo> {
             let arr: Array = Reflect::get(&snap, &key.into()).map(|v| Array::from(&v)).unwrap_or_default();
@@ -413,5 +513,208 @@ impl LockManager {
                 .collect()
         };
         Ok(LockSnapshot { held: list("held"), pending: list("pending") })
+    }
+}
+
+// ---- local mode: this crate's engine, in this context -----------------------------------
+
+#[cfg(feature = "local")]
+/// The local lock space: the engine, and how each waiting request ended.
+#[derive(Default)]
+struct Local {
+    engine: Engine,
+    next: u64,
+    /// Requests not yet answered: what happened to them, and who waits to know.
+    slots: IdMap<u64, Slot>,
+}
+
+#[cfg(feature = "local")]
+#[derive(Default)]
+struct Slot {
+    outcome: Option<Outcome>,
+    waker: Option<Waker>,
+}
+
+#[cfg(feature = "local")]
+enum Outcome {
+    Granted,
+    Unavailable,
+    Failed(LockError),
+}
+
+#[cfg(feature = "local")]
+const ME: ClientId = ClientId(0);
+
+#[cfg(feature = "local")]
+impl Local {
+    fn key(id: u64) -> RequestKey {
+        RequestKey { client: ME, request: RequestId(id) }
+    }
+
+    /// Applies what an engine operation decided: grants and `ifAvailable` answers wake
+    /// their futures (a steal's victims learn it from `LockGuard::is_held`).
+    fn apply(&mut self, effects: Vec<Effect>) {
+        for e in effects {
+            let (k, outcome) = match e {
+                Effect::Granted(k) => (k, Outcome::Granted),
+                Effect::Unavailable(k) => (k, Outcome::Unavailable),
+                Effect::Stolen(_) | Effect::Queued(..) => continue,
+            };
+            if let Some(slot) = self.slots.get_mut(k.request.0) {
+                slot.outcome = Some(outcome);
+                if let Some(w) = slot.waker.take() {
+                    w.wake();
+                }
+            }
+        }
+    }
+
+    fn release(local: &Rc<RefCell<Local>>, key: RequestKey) {
+        let mut l = local.borrow_mut();
+        let mut effects = Vec::new();
+        l.engine.release(key, &mut effects);
+        l.apply(effects);
+    }
+
+    /// Ends a request that still waits (its timeout ran out, or its signal fired).
+    fn fail(local: &Rc<RefCell<Local>>, id: u64, error: LockError) {
+        let mut l = local.borrow_mut();
+        if !l.engine.is_queued(Local::key(id)) {
+            return;
+        }
+        let mut effects = Vec::new();
+        l.engine.release(Local::key(id), &mut effects);
+        if let Some(slot) = l.slots.get_mut(id) {
+            slot.outcome = Some(Outcome::Failed(error));
+            if let Some(w) = slot.waker.take() {
+                w.wake();
+            }
+        }
+        l.apply(effects);
+    }
+
+    fn snapshot(&self) -> LockSnapshot {
+        let snap = self.engine.snapshot();
+        let info = |i: &crate::engine::LockInfo| LockInfo {
+            name: String::from_utf16_lossy(&i.name),
+            mode: i.mode,
+            client_id: String::from("local"),
+        };
+        LockSnapshot { held: snap.held.iter().map(info).collect(), pending: snap.pending.iter().map(info).collect() }
+    }
+
+    /// `request()` on the local engine, with the spec's checks in order (R-18).
+    async fn lock(local: &Rc<RefCell<Local>>, name: &str, o: &LockOptions) -> Result<Option<LockGuard>, LockError> {
+        let not_supported = |m: &str| Err(LockError::NotSupported(String::from(m)));
+        if name.starts_with('-') {
+            return not_supported("Names cannot start with '-'.");
+        }
+        if o.steal && o.if_available {
+            return not_supported("The 'steal' and 'ifAvailable' options cannot be used together.");
+        }
+        if o.steal && o.mode != LockMode::Exclusive {
+            return not_supported("The 'steal' option may only be used with 'exclusive' locks.");
+        }
+        if o.signal.is_some() && o.steal {
+            return not_supported("The 'signal' and 'steal' options cannot be used together.");
+        }
+        if o.signal.is_some() && o.if_available {
+            return not_supported("The 'signal' and 'ifAvailable' options cannot be used together.");
+        }
+        if let Some(signal) = &o.signal {
+            if signal.aborted() {
+                return Err(LockError::Aborted(signal.reason()));
+            }
+        }
+        let id = {
+            let mut l = local.borrow_mut();
+            l.next += 1;
+            let id = l.next;
+            l.slots.insert(id, Slot::default());
+            let units: Vec<u16> = name.encode_utf16().collect();
+            let flags = RequestFlags { if_available: o.if_available, steal: o.steal };
+            let mut effects = Vec::new();
+            let _ = l.engine.request(Local::key(id), units.into(), o.mode, flags, &mut effects);
+            l.apply(effects);
+            id
+        };
+        let mut wait = LocalWait { local: local.clone(), id, done: false, timer: None, listener: None };
+        if let Some(t) = o.timeout {
+            let l2 = local.clone();
+            let fired = Closure::once(move || Local::fail(&l2, id, LockError::Timeout));
+            let token = after(t.as_secs_f64() * 1000.0, &fired);
+            wait.timer = Some((token, fired));
+        }
+        if let Some(signal) = &o.signal {
+            let (l2, s2) = (local.clone(), signal.clone());
+            let fired = Closure::once(move || Local::fail(&l2, id, LockError::Aborted(s2.reason())));
+            let token = on_abort(signal, &fired);
+            wait.listener = Some((signal.clone(), token, fired));
+        }
+        match (&mut wait).await {
+            Outcome::Granted => Ok(Some(LockGuard {
+                name: String::from(name),
+                mode: o.mode,
+                held: Held::Local(local.clone(), Local::key(id)),
+                released: Rc::new(Cell::new(false)),
+            })),
+            Outcome::Unavailable => Ok(None),
+            Outcome::Failed(e) => Err(e),
+        }
+    }
+}
+
+#[cfg(feature = "local")]
+type Callback = Closure<dyn FnMut()>;
+
+#[cfg(feature = "local")]
+/// A local request's future. Dropped before it is answered, it withdraws the request (or
+/// gives back a grant that was not picked up).
+struct LocalWait {
+    local: Rc<RefCell<Local>>,
+    id: u64,
+    done: bool,
+    /// The timeout's timer, and its callback (kept alive while it may fire).
+    timer: Option<(JsValue, Callback)>,
+    /// The signal's abort listener, and its callback.
+    listener: Option<(web_sys::AbortSignal, JsValue, Callback)>,
+}
+
+#[cfg(feature = "local")]
+impl Future for &mut LocalWait {
+    type Output = Outcome;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
+        let this = self.get_mut();
+        let mut l = this.local.borrow_mut();
+        let Some(slot) = l.slots.get_mut(this.id) else {
+            return Poll::Ready(Outcome::Failed(LockError::Js(JsValue::NULL)));
+        };
+        match slot.outcome.take() {
+            Some(o) => {
+                l.slots.remove(this.id);
+                this.done = true;
+                Poll::Ready(o)
+            }
+            None => {
+                slot.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+#[cfg(feature = "local")]
+impl Drop for LocalWait {
+    fn drop(&mut self) {
+        if let Some((token, _)) = &self.timer {
+            clear_after(token);
+        }
+        if let Some((signal, token, _)) = &self.listener {
+            off_abort(signal, token);
+        }
+        if !self.done {
+            self.local.borrow_mut().slots.remove(self.id);
+            Local::release(&self.local, Local::key(self.id));
+        }
     }
 }

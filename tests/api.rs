@@ -18,3 +18,8 @@ use web_locks_wasm::{LockError, LockManager, LockMode, LockOptions};
 wasm_bindgen_test_configure!(run_in_browser);
 
 include!("common/api_cases.rs");
+
+#[wasm_bindgen_test]
+fn a_window_has_the_browsers_own_manager() {
+    assert!(!LockManager::get().unwrap().is_local());
+}

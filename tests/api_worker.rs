@@ -16,3 +16,8 @@ use web_locks_wasm::{LockError, LockManager, LockMode, LockOptions};
 wasm_bindgen_test_configure!(run_in_dedicated_worker);
 
 include!("common/api_cases.rs");
+
+#[wasm_bindgen_test]
+fn a_worker_has_the_browsers_own_manager() {
+    assert!(!LockManager::get().unwrap().is_local());
+}

@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 
 WASM_BINDGEN_VERSION=0.2.130   # must equal the `=0.2.130` pin in Cargo.toml
 WASM_PACK_VERSION=0.15.1
+GECKODRIVER_VERSION=0.37.1     # Firefox ESR for `wasm-pack test --firefox`
 
 log() { printf '\033[1;34m[setup]\033[0m %s\n' "$*" >&2; }
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -16,6 +17,14 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
+fi
+
+# 1b. Firefox ESR from Debian, for the Rust API's browser tests in a second engine.
+if ! command -v firefox-esr >/dev/null; then
+  log "installing firefox-esr (apt)"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends firefox-esr >/dev/null
 fi
 
 # 2. wasm target.
@@ -34,6 +43,13 @@ fi
 if [ "$(wasm-pack --version 2>/dev/null | awk '{print $2}')" != "$WASM_PACK_VERSION" ]; then
   log "installing wasm-pack $WASM_PACK_VERSION (a few minutes, once)"
   cargo install wasm-pack --version "$WASM_PACK_VERSION" --locked --force
+fi
+
+# 4b. geckodriver, which `wasm-pack test --firefox` drives Firefox with (wasm-pack's own
+# download fails here).
+if [ "$(geckodriver --version 2>/dev/null | head -1 | awk '{print $2}')" != "$GECKODRIVER_VERSION" ]; then
+  log "installing geckodriver $GECKODRIVER_VERSION (a few minutes, once)"
+  cargo install geckodriver --version "$GECKODRIVER_VERSION" --locked --force
 fi
 
 # 5. npm dev dependencies (binaryen's wasm-opt, playwright-core, typescript), from the lockfile.

@@ -38,10 +38,12 @@ step "native tests (engine unit + model + simulation, protocol, arbiter; with th
 cargo test -q --features trace,services
 cargo test -q --lib
 
-step "wasm bindings and the Rust API in headless Chromium (wasm-pack test)"
+step "wasm bindings and the Rust API in headless Chromium and Firefox, and in Node (wasm-pack test)"
 wasm-pack test --headless --chrome --mode no-install -- --features arbiter
 # The Rust API in Node: no navigator.locks there, so LockManager::get() is local mode.
 wasm-pack test --node --mode no-install -- --test api_node
+# The same browser tests in Firefox ESR (over Firefox's own navigator.locks).
+wasm-pack test --headless --firefox --geckodriver "$(command -v geckodriver)" --mode no-install -- --features arbiter
 
 step "build the package (dist/)"
 node scripts/build.mjs

@@ -123,7 +123,7 @@ for (const m of MODULES) {
     logLevel: "warning",
   });
 }
-for (const f of ["index.d.ts", "auto.d.ts"]) cpSync(join(root, "js", f), join(dist, f));
+for (const f of ["index.d.ts", "auto.d.ts", "web-locks.d.ts"]) cpSync(join(root, "js", f), join(dist, f));
 
 // 5. The classic script, wasm inlined as hex (see js/classic.js).
 await esbuild.build({

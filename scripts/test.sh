@@ -54,6 +54,9 @@ node scripts/size.mjs
 step "types against lib.dom"
 node_modules/.bin/tsc -p tests/types
 
+step "the npm tarball as a consumer installs it: contents, exports in Node and TypeScript, publint, arethetypeswrong"
+node tests/package/run.mjs
+
 step "entry points"
 node tests/entry/run.mjs
 

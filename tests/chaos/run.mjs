@@ -159,6 +159,19 @@ async function trial(h, n) {
     await calibrate([...units].flatMap((u) => [u.tab.label, u.worker.label]), 20);
     burners.forEach((b) => b.kill("SIGCONT"));
     const stalled = stops.filter((x) => x.error).map((x) => x.error);
+    // Nothing is left behind: no lock or request in query(), and no probe database of a
+    // context that is gone (the arbiter deletes each once it finds the context dead).
+    const live = [...units];
+    const liveIds = new Set(live.flatMap((u) => u.ids));
+    const q = await live[0].tab.call("query");
+    const leftovers = [...q.held, ...q.pending].filter((e) => names.includes(e.name));
+    let staleDbs = [];
+    for (let i = 0; i < 50; i++) {
+      const dbs = await live[0].tab.eval(async () => (await indexedDB.databases()).map((d) => d.name));
+      staleDbs = dbs.filter((n) => n.startsWith(`${PREFIX}-c-`) && !liveIds.has(n.slice(`${PREFIX}-c-`.length)));
+      if (!staleDbs.length) break;
+      await sleep(100);
+    }
     for (const x of stops) if (Array.isArray(x)) merge(x);
     await sleep(500);
     await drainObserver();
@@ -174,6 +187,9 @@ async function trial(h, n) {
     if (cfg.dump) writeFileSync(join(root, `${cfg.dump}-${n}.json`), JSON.stringify({ records: [...records.values()], decisions, killed: [...killed], clocks: [...clocks] }));
     for (const e of stalled) result.violations.push({ kind: "loops did not finish (a request never settled)", detail: e });
     if (result.figures.unsettled) result.violations.push({ kind: "unsettled requests in live contexts", detail: `${result.figures.unsettled}` });
+    if (leftovers.length) result.violations.push({ kind: "locks or requests left in query() at the end", detail: JSON.stringify(leftovers.slice(0, 10)) });
+    if (staleDbs.length) result.violations.push({ kind: "probe databases of dead contexts left in IndexedDB 5 s after the end", detail: staleDbs.slice(0, 10).join(", ") });
+    result.figures.endState = { leftInQuery: leftovers.length, staleProbeDatabases: staleDbs.length };
     return { trial: n, seed, seconds: (Date.now() - t0) / 1000, kills, ...result, pageErrors: s.errors.slice(0, 20), contexts: 2 * next };
   }
 }
@@ -201,7 +217,7 @@ try {
         `overlaps ${r.overlaps.total} (explained: ${r.overlaps.byReason.stolen} by a steal, ${r.overlaps.byReason.gone} by a death, ${r.overlaps.byReason.released} by release order within the clock slack); ` +
         `violations ${r.violations.length}; ${r.seconds.toFixed(0)} s`,
     );
-    console.log(`  outcomes: ${JSON.stringify(f.outcomes)}`);
+    console.log(`  outcomes: ${JSON.stringify(f.outcomes)}; at the end: ${f.endState.leftInQuery} left in query(), ${f.endState.staleProbeDatabases} probe databases of dead contexts left`);
     console.log(`  clocks: offsets between contexts ${JSON.stringify(f.clockOffsets)}; smallest margins (ms) ${JSON.stringify(f.margins)}; exclusive handoffs across contexts ${f.handoffs.crossContext}, of which ${f.handoffs.negativeGaps} show the next callback starting before the last ended (at most ${(-f.handoffs.smallestGapMs).toFixed(3)} ms)`);
     for (const v of r.violations.slice(0, 10)) {
       console.log(`  VIOLATION ${v.kind}: ${v.detail}`);

@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 WASM_BINDGEN_VERSION=0.2.130   # must equal the `=0.2.130` pin in Cargo.toml
 WASM_PACK_VERSION=0.15.1
 GECKODRIVER_VERSION=0.37.1     # Firefox ESR for `wasm-pack test --firefox`
+CARGO_FUZZ_VERSION=0.13.2      # scripts/fuzz.sh (libFuzzer on stable Rust)
 
 log() { printf '\033[1;34m[setup]\033[0m %s\n' "$*" >&2; }
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -50,6 +51,12 @@ fi
 if [ "$(geckodriver --version 2>/dev/null | head -1 | awk '{print $2}')" != "$GECKODRIVER_VERSION" ]; then
   log "installing geckodriver $GECKODRIVER_VERSION (a few minutes, once)"
   cargo install geckodriver --version "$GECKODRIVER_VERSION" --locked --force
+fi
+
+# 4c. cargo-fuzz, for scripts/fuzz.sh.
+if [ "$(cargo fuzz --version 2>/dev/null | awk '{print $2}')" != "$CARGO_FUZZ_VERSION" ]; then
+  log "installing cargo-fuzz $CARGO_FUZZ_VERSION (a minute or two, once)"
+  cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked --force
 fi
 
 # 5. npm dev dependencies (binaryen's wasm-opt, playwright-core, typescript), from the lockfile.

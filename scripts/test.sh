@@ -38,6 +38,9 @@ step "native tests (engine unit + model + simulation, protocol, arbiter; with th
 cargo test -q --features trace,services
 cargo test -q --lib
 
+step "fuzzing: the protocol decoder and the arbiter, 100,000 executions each (scripts/fuzz.sh)"
+scripts/fuzz.sh
+
 step "wasm bindings and the Rust API in headless Chromium and Firefox, and in Node (wasm-pack test)"
 wasm-pack test --headless --chrome --mode no-install -- --features arbiter
 # The Rust API in Node: no navigator.locks there, so LockManager::get() is local mode.

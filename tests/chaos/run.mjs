@@ -15,6 +15,12 @@
 //   node tests/chaos/run.mjs [--seconds 90] [--tabs 8] [--loops 2] [--names 4] [--seed N]
 //                            [--trials 1] [--kill-min 2000] [--kill-max 4000] [--no-build]
 //                            [--load 0] [--out build/chaos-report.json] [--dump build/chaos]
+//                            [--frames 1] [--kinds crash,close,terminate,remove]
+//
+// --frames 1 gives every tab a same-origin iframe that runs the workload too. --kinds picks
+// how contexts die: crash and close take a whole tab (with its worker and frame),
+// terminate a tab's dedicated worker (worker.terminate()), remove its iframe; the tab then
+// starts another.
 //
 // --load N runs N busy processes beside the browser for the whole run (the failures of
 // issue #8 showed on a machine with a load average above 10).
@@ -46,9 +52,13 @@ const cfg = {
   killMax: opt("kill-max", 4000),
   out: opt("out", "build/chaos-report.json"),
   load: opt("load", 0),
+  frames: opt("frames", 0),
+  kinds: opt("kinds", "crash,close").split(","),
   dump: opt("dump", ""),
 };
 const DIST = "build/dist-trace";
+for (const k of cfg.kinds) if (!["crash", "close", "terminate", "remove"].includes(k)) throw new Error(`--kinds: no such kill ${k}`);
+if (cfg.kinds.includes("remove") && !cfg.frames) throw new Error("--kinds remove needs --frames 1");
 
 if (!argv.includes("--no-build")) {
   console.log(`building the trace build into ${DIST} (WEB_LOCKS_TRACE=1)`);
@@ -83,7 +93,7 @@ async function trial(h, n) {
   const batches = [];
   const records = new Map();
   const killed = new Map();
-  const kills = { crash: 0, close: 0 };
+  const kills = {};
   const names = Array.from({ length: cfg.names }, (_, i) => `chaos${i}`);
   let until = 0;
   let next = 0;
@@ -92,20 +102,31 @@ async function trial(h, n) {
     for (const r of list) records.set(`${r.clientId}/${r.id}`, r);
   };
   const work = (i) => ({ clockChannel: "chaos-clock", seed: seed * 100 + i, loops: cfg.loops, names, pShared: 0.3, pIfAvailable: 0.1, pSteal: 0.03, pAbort: 0.1, maxHold: 5, maxAbortDelay: 5, until });
+  // A unit: a tab, and in it a dedicated worker (and, with --frames 1, an iframe); each
+  // runs the workload. `subs` maps a kind to the sub-context now running it.
+  let subCount = 0;
+  const spawnSub = async (u, kind) => {
+    const n = subCount++;
+    const sub = await u.tab.spawn(kind, `${kind === "worker" ? "W" : "F"}${u.i}.${n}`);
+    sub.id = (await sub.call("chaos", work(1000 + n))).clientId;
+    u.subs.set(kind, sub);
+    return sub;
+  };
   const spawnUnit = async () => {
     const i = next++;
     const tab = await s.tab(`T${i}`);
-    const worker = await tab.spawn("worker", `W${i}`);
     if (!until) until = (await tab.now()) + cfg.seconds * 1000;
-    const u = { i, tab, worker, ids: [] };
-    u.ids.push((await tab.call("chaos", work(2 * i))).clientId);
-    u.ids.push((await worker.call("chaos", work(2 * i + 1))).clientId);
+    const u = { i, tab, subs: new Map() };
+    tab.id = (await tab.call("chaos", work(2 * i))).clientId;
+    await spawnSub(u, "worker");
+    if (cfg.frames) await spawnSub(u, "frame");
     units.add(u);
     return u;
   };
+  const contexts = (u) => [u.tab, ...u.subs.values()];
+  const ids = (u) => contexts(u).map((c) => c.id);
   const drainUnit = async (u) => {
-    merge(await u.tab.call("chaosDrain"));
-    merge(await u.worker.call("chaosDrain"));
+    for (const c of contexts(u)) merge(await c.call("chaosDrain"));
   };
   const drainObserver = async () => batches.push(...(await observer.evaluate(() => window.drain())));
 
@@ -136,33 +157,47 @@ async function trial(h, n) {
       if ((await clock()) > until - 1000) break;
       const victims = [...units];
       const u = victims[Math.floor(rnd() * victims.length)];
+      const how = cfg.kinds[Math.floor(rnd() * cfg.kinds.length)];
+      if (how === "terminate" || how === "remove") {
+        // One sub-context dies (worker.terminate(), iframe removal); its tab lives on and
+        // starts another.
+        const kind = how === "terminate" ? "worker" : "frame";
+        const sub = u.subs.get(kind);
+        if (!sub) continue;
+        await sub.call("chaosDrain").then(merge, () => {});
+        const t = await u.tab.now();
+        await sub.kill();
+        kills[how] = (kills[how] || 0) + 1;
+        killed.set(sub.id, t);
+        await spawnSub(u, kind);
+        continue;
+      }
       units.delete(u);
       await drainUnit(u).catch(() => {});
-      const how = rnd() < 0.5 ? "crash" : "close";
       const t = await u.tab.now();
       if (how === "crash") await u.tab.crash();
       else await u.tab.close();
-      kills[how]++;
-      for (const id of u.ids) killed.set(id, t);
+      kills[how] = (kills[how] || 0) + 1;
+      for (const id of ids(u)) killed.set(id, t);
       await spawnUnit();
     }
     while ((await clock()) < until) await sleep(100);
     running = false;
     await poller;
     // Let every loop's last request settle, then collect everything.
-    const stops = await Promise.all([...units].flatMap((u) => [u.tab.call("chaosStop"), u.worker.call("chaosStop")]).map((p) => p.catch((e) => ({ error: e.message }))));
+    const stops = await Promise.all([...units].flatMap((u) => contexts(u).map((c) => c.call("chaosStop"))).map((p) => p.catch((e) => ({ error: e.message }))));
     // Calibrate the clocks on a quiet machine (loops stopped, load paused): the offsets a
     // process got when it started, under load, stay; the round trips are short now.
     burners.forEach((b) => b.kill("SIGSTOP"));
     clocks.clear();
     await sleep(300);
-    await calibrate([...units].flatMap((u) => [u.tab.label, u.worker.label]), 20);
+    await calibrate([...units].flatMap((u) => contexts(u).map((c) => c.label)), 20);
     burners.forEach((b) => b.kill("SIGCONT"));
     const stalled = stops.filter((x) => x.error).map((x) => x.error);
     // Nothing is left behind: no lock or request in query(), and no probe database of a
     // context that is gone (the arbiter deletes each once it finds the context dead).
     const live = [...units];
-    const liveIds = new Set(live.flatMap((u) => u.ids));
+    const liveIds = new Set(live.flatMap(ids));
     const q = await live[0].tab.call("query");
     const leftovers = [...q.held, ...q.pending].filter((e) => names.includes(e.name));
     let staleDbs = [];
@@ -190,7 +225,7 @@ async function trial(h, n) {
     if (leftovers.length) result.violations.push({ kind: "locks or requests left in query() at the end", detail: JSON.stringify(leftovers.slice(0, 10)) });
     if (staleDbs.length) result.violations.push({ kind: "probe databases of dead contexts left in IndexedDB 5 s after the end", detail: staleDbs.slice(0, 10).join(", ") });
     result.figures.endState = { leftInQuery: leftovers.length, staleProbeDatabases: staleDbs.length };
-    return { trial: n, seed, seconds: (Date.now() - t0) / 1000, kills, ...result, pageErrors: s.errors.slice(0, 20), contexts: 2 * next };
+    return { trial: n, seed, seconds: (Date.now() - t0) / 1000, kills, ...result, pageErrors: s.errors.slice(0, 20), contexts: next + subCount };
   }
 }
 
@@ -213,7 +248,7 @@ try {
     const f = r.figures;
     console.log(
       `trial ${n} (seed ${r.seed}): ${f.requests} requests, ${f.callbacks} callbacks with a lock, ${r.contexts} contexts, ` +
-        `kills ${r.kills.crash} crash + ${r.kills.close} close, ${f.arbiters} arbiter(s), ${f.decisions} decisions; ` +
+        `kills ${Object.entries(r.kills).map(([k, n]) => `${n} ${k}`).join(" + ") || "none"}, ${f.arbiters} arbiter(s), ${f.decisions} decisions; ` +
         `overlaps ${r.overlaps.total} (explained: ${r.overlaps.byReason.stolen} by a steal, ${r.overlaps.byReason.gone} by a death, ${r.overlaps.byReason.released} by release order within the clock slack); ` +
         `violations ${r.violations.length}; ${r.seconds.toFixed(0)} s`,
     );

@@ -66,8 +66,9 @@ node tests/entry/run.mjs
 step "bundler: the app built with Vite finds the SharedWorker and the wasm (new URL(..., import.meta.url))"
 node tests/bundler/run.mjs
 
-step "conformance: ours (window + dedicated worker) and Chromium's native"
+step "conformance: ours (window + dedicated worker) and Chromium's native; ours on a real insecure origin (http://intranet.test)"
 node tests/conformance/run.mjs
+node tests/conformance/run.mjs --insecure
 
 step "cross-context end-to-end: tabs, frames, workers, crashes, arbiter kills (tests/e2e)"
 node tests/e2e/run.mjs

@@ -4,7 +4,10 @@
 // prints a per-rule table, writes build/conformance.{json,md}, and sets the exit code.
 //
 //   node tests/conformance/run.mjs [--target native|ours|both] [--scope window|worker|both]
-//                                  [--grep TEXT] [--enforce-cross-context] [--headed]
+//                                  [--grep TEXT] [--enforce-cross-context] [--headed] [--insecure]
+//
+// --insecure serves the pages from http://intranet.test (mapped to 127.0.0.1 by Chromium's
+// host resolver): a real insecure origin, without native navigator.locks; target ours only.
 //
 // Exit code: 1 if any test of a run target fails (native or ours), except the tests named in
 // tests/conformance/known-differences.json: {"<full test name>": "reason"} excuses the test for every
@@ -29,7 +32,7 @@ const PER_TEST_MS = 2000; // enforced in the page/worker harness; the runner onl
 
 // ---------------------------------------------------------------- CLI
 function parseArgs(argv) {
-  const opts = { target: 'both', scope: 'both', grep: '', enforceCross: true, headed: false };
+  const opts = { target: 'both', scope: 'both', grep: '', enforceCross: true, headed: false, insecure: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = () => {
@@ -43,11 +46,14 @@ function parseArgs(argv) {
     else if (a === '--enforce-cross-context') opts.enforceCross = true;
     else if (a === '--no-enforce-cross-context') opts.enforceCross = false;
     else if (a === '--headed') opts.headed = true;
+    else if (a === '--insecure') opts.insecure = true;
     else if (a === '-h' || a === '--help') usage();
     else usage(`unknown argument ${a}`);
   }
   if (!['native', 'ours', 'both'].includes(opts.target)) usage(`bad --target ${opts.target}`);
   if (!['window', 'worker', 'both'].includes(opts.scope)) usage(`bad --scope ${opts.scope}`);
+  // An insecure origin has no native navigator.locks: only ours can run there.
+  if (opts.insecure) opts.target = 'ours';
   return opts;
 }
 function usage(err) {
@@ -137,19 +143,40 @@ function main() {
     try { known = JSON.parse(fs.readFileSync(knownPath, 'utf8')); } catch (e) {
       console.error(`run.mjs: cannot read ${knownPath}: ${e.message}`); process.exit(2);
     }
+    // On an insecure origin the spec hides navigator.locks ([SecureContext]); providing it
+    // there is the polyfill's purpose, and the harness's own secure-context check does not
+    // apply.
+    if (opts.insecure) {
+      known['R-01 navigator.locks is a LockManager in this secure context'] = {
+        reason: 'insecure origin (--insecure): the polyfill provides navigator.locks where [SecureContext] hides it',
+        targets: ['ours'],
+      };
+    }
     if (targets.includes('ours') && !fs.existsSync(path.join(ROOT, 'dist', 'web-locks.js'))) {
       console.error('\n!!! /dist/web-locks.js does not exist: every "ours" test will FAIL (build the polyfill first).\n');
     }
 
     const server = await startServer();
     const port = server.address().port;
-    const base = `http://localhost:${port}`;
+    // --insecure: a real plain-http origin (http://intranet.test, mapped to this machine by
+    // the host resolver, so nothing leaves it), where browsers hide navigator.locks: the
+    // polyfill's first use case. localhost would be a secure context.
+    const host = opts.insecure ? 'intranet.test' : 'localhost';
+    const base = `http://${host}:${port}`;
     let browser;
     const runs = [];
     try {
-      browser = await chromium.launch({
-        executablePath: CHROMIUM, headless: !opts.headed, args: CHROMIUM_ARGS.filter((a) => opts.headed ? a !== '--headless=new' : true),
-      });
+      const args = CHROMIUM_ARGS.filter((a) => opts.headed ? a !== '--headless=new' : true);
+      if (opts.insecure) args.push('--host-resolver-rules=MAP intranet.test 127.0.0.1');
+      browser = await chromium.launch({ executablePath: CHROMIUM, headless: !opts.headed, args });
+      if (opts.insecure) {
+        const page = await browser.newPage();
+        await page.goto(`${base}/tests/e2e/blank.html`);
+        const origin = await page.evaluate(() => ({ secure: isSecureContext, locks: 'locks' in navigator, origin: location.origin }));
+        await page.close();
+        if (origin.secure || origin.locks) throw new Error(`--insecure: ${origin.origin} is not the insecure origin expected: ${JSON.stringify(origin)}`);
+        console.error(`insecure origin ${origin.origin}: isSecureContext false, no native navigator.locks`);
+      }
       for (const target of targets) {
         for (const scope of scopes) {
           const t0 = Date.now();
@@ -270,7 +297,8 @@ function main() {
       failures,
       tests: sorted,
     };
-    fs.writeFileSync(path.join(BUILD, 'conformance.json'), JSON.stringify(json, null, 2) + '\n');
+    const out = opts.insecure ? 'conformance-insecure' : 'conformance';
+    fs.writeFileSync(path.join(BUILD, `${out}.json`), JSON.stringify(json, null, 2) + '\n');
     const md = [];
     md.push('# Web Locks conformance', '', `Generated ${json.generatedAt} with ${CHROMIUM}.`, '');
     md.push('| combination | main pass | main fail | main skip | cross pass | cross fail | cross skip | note |', '|---|---|---|---|---|---|---|---|');
@@ -292,8 +320,8 @@ function main() {
       for (const f of failures) md.push(`- \`${f.combo}\` ${mdEscape(f.test)}: ${mdEscape(f.error || '')}`);
       for (const k of knownHit) md.push(`- \`${k.combo}\` ${mdEscape(k.test)} (known difference: ${mdEscape(k.reason)})`);
     }
-    fs.writeFileSync(path.join(BUILD, 'conformance.md'), md.join('\n') + '\n');
-    console.log(`\nwrote build/conformance.json and build/conformance.md`);
+    fs.writeFileSync(path.join(BUILD, `${out}.md`), md.join('\n') + '\n');
+    console.log(`\nwrote build/${out}.json and build/${out}.md`);
     process.exitCode = failures.length ? 1 : 0;
   })();
 }

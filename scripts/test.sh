@@ -73,6 +73,8 @@ node tests/conformance/run.mjs --insecure
 step "cross-context end-to-end: tabs, frames, workers, crashes, arbiter kills (tests/e2e)"
 node tests/e2e/run.mjs
 node tests/e2e/sw-alone.mjs
+# The same scenarios on a real insecure origin (http://intranet.test; no service workers there).
+node tests/e2e/run.mjs --insecure
 
 step "the Rust example page (examples/lock-demo) in two tabs"
 node scripts/build-example.mjs

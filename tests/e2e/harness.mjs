@@ -45,11 +45,13 @@ export async function until(fn, what, ms = LIVENESS_MS, every = 20) {
  * connecting with { noDefaults: true } leaves the pages of the browser's default context
  * alone, so the frozen-tab scenario runs there. Every other scenario gets a fresh context.
  */
-export async function startHarness({ headed = false } = {}) {
+export async function startHarness({ headed = false, insecure = false } = {}) {
   const root = new URL("../..", import.meta.url).pathname;
   const server = await serve(root);
-  const base = `http://localhost:${server.address().port}`;
-  const opts = launchOptions();
+  // insecure: a real plain-http origin (http://intranet.test, mapped to this machine by
+  // Chromium's host resolver), where the browser hides navigator.locks.
+  const base = `http://${insecure ? "intranet.test" : "localhost"}:${server.address().port}`;
+  const opts = launchOptions(insecure ? ["--host-resolver-rules=MAP intranet.test 127.0.0.1"] : []);
   const profile = mkdtempSync(join(tmpdir(), "web-locks-e2e-"));
   const args = [...(headed ? [] : ["--headless"]), ...opts.args, "--remote-debugging-port=0", `--user-data-dir=${profile}`, "about:blank"];
   const proc = spawn(opts.executablePath, args, { stdio: ["ignore", "ignore", "pipe"] });

@@ -6,11 +6,15 @@
 // holds (harness.mjs); timings are reported, never used as pass/fail criteria (only a
 // generous liveness timeout turns a hang into a failure).
 //
-//   node tests/e2e/run.mjs [--native] [--only a,c] [--skip h2] [--headed]
+//   node tests/e2e/run.mjs [--native] [--only a,c] [--skip h2] [--headed] [--insecure]
+//
+// --insecure serves the pages from http://intranet.test (mapped to 127.0.0.1 by Chromium's
+// host resolver): a real insecure origin, where the browser has no navigator.locks.
 //
 // --native also runs the applicable scenarios against Chromium's own navigator.locks, for
 // comparison figures (a native failure is reported, but does not fail the run).
-// Writes build/e2e.json and build/e2e.md. Exit code 1 if any scenario fails for 'ours'.
+// Writes build/e2e.json and build/e2e.md (--insecure: e2e-insecure.*). Exit code 1 if any
+// scenario fails for 'ours'.
 // Env: E2E_SEED=<n> replays the randomized workload of scenario i; E2E_DUMP=<path> writes
 // its records to <path>-<target>.json for analysis.
 //
@@ -464,7 +468,10 @@ scenario("e", "clients of every kind (dedicated, nested, shared, service worker)
   try {
     const T = await s.tab("E-tab");
     const tId = await whoAmI(T, "t");
-    for (const kind of ["worker", "nested", "shared", "service"]) {
+    // Service workers exist only in secure contexts (not on --insecure's origin).
+    const secure = await T.eval(() => isSecureContext);
+    if (!secure) c.note("insecure origin: no service workers there, that kind is skipped");
+    for (const kind of ["worker", "nested", "shared", ...(secure ? ["service"] : [])]) {
       try {
         const S = await T.spawn(kind, `E-${kind}`);
         const sId = await whoAmI(S, kind);
@@ -860,7 +867,17 @@ function selfTest() {
   if (fails.length) process.exit(1);
 }
 
-const h = await startHarness({ headed: flag("--headed") });
+const h = await startHarness({ headed: flag("--headed"), insecure: flag("--insecure") });
+if (flag("--insecure")) {
+  // A real insecure origin: no secure context, no native navigator.locks.
+  const probe = await h.scene();
+  const page = await probe.context.newPage();
+  await page.goto(`${h.base}/tests/e2e/blank.html`);
+  const o = await page.evaluate(() => ({ secure: isSecureContext, locks: "locks" in navigator, origin: location.origin }));
+  await probe.close();
+  if (o.secure || o.locks) throw new Error(`--insecure: ${o.origin} is not the insecure origin expected: ${JSON.stringify(o)}`);
+  console.log(`insecure origin ${o.origin}: isSecureContext false, no native navigator.locks`);
+}
 const rows = [];
 const t0 = Date.now();
 for (const target of TARGETS) {
@@ -923,8 +940,9 @@ const md = [
 ].join("\n");
 const out = new URL("../../build/", import.meta.url);
 mkdirSync(out, { recursive: true });
-writeFileSync(new URL("e2e.json", out), JSON.stringify(report, null, 2) + "\n");
-writeFileSync(new URL("e2e.md", out), md + "\n");
+const stem = flag("--insecure") ? "e2e-insecure" : "e2e";
+writeFileSync(new URL(`${stem}.json`, out), JSON.stringify(report, null, 2) + "\n");
+writeFileSync(new URL(`${stem}.md`, out), md + "\n");
 console.log("\n" + md);
 const failed = rows.filter((r) => r.target === "ours" && r.status !== "pass");
 process.exit(failed.length ? 1 : 0);

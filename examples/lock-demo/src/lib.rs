@@ -36,7 +36,14 @@ pub async fn status() -> Result<String, JsValue> {
     let locks = locks()?;
     let snap = locks.query().await.map_err(|e| JsValue::from_str(&e.to_string()))?;
     let mine = GUARD.with(|g| g.borrow().as_ref().is_some_and(LockGuard::is_held));
-    let mut out = format!("this tab holds it: {mine}{}\n", if locks.is_local() { " (local mode: this tab only)" } else { "" });
+    let manager = if locks.is_local() {
+        "local mode: this tab only"
+    } else if LockManager::polyfill().is_ok() {
+        "this package's polyfill"
+    } else {
+        "the browser's own"
+    };
+    let mut out = format!("this tab holds it: {mine} (manager: {manager})\n");
     for (what, list) in [("held by", &snap.held), ("waited for by", &snap.pending)] {
         for i in list.iter().filter(|i| i.name == "demo") {
             let mode = if i.mode == LockMode::Shared { "shared" } else { "exclusive" };

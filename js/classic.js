@@ -1,52 +1,78 @@
 // Entry of dist/web-locks.js, the classic script for `<script src>` and `importScripts()`:
-// installs the polyfill synchronously where `navigator.locks` is missing. The wasm bytes are
-// inlined, so the one file works in windows and workers alike; calls made before the module
-// is instantiated are queued in order (`navigator.locks.ready` resolves when it is).
+// installs the polyfill synchronously where `navigator.locks` is missing. It carries the
+// client half of the wasm, inlined, which is all that a window whose arbiter runs in the
+// SharedWorker ever needs; calls made before the module is instantiated are queued in
+// order (`navigator.locks.ready` resolves when it is).
 //
-// The same file is the arbiter's SharedWorker script: started as a SharedWorker named
-// PREFIX, it hosts the origin's lock manager instead.
+// Hosting the arbiter takes the full module and arbiter.js: they are in the second classic
+// script, dist/web-locks-arbiter.js, which must sit next to this one. It is the
+// SharedWorker's script, and this one fetches it (a <script> element in a window,
+// importScripts() in a worker) only where this context has to host the arbiter: a window
+// without SharedWorker, a worker, local mode.
 import { configure, install, setLoader } from "./core.js";
-import { debug, PREFIX } from "./coord.js";
-import { runArbiter } from "./arbiter.js";
-import initWasm, * as glue from "../build/pkg/web_locks_wasm.js";
-
-const load = async () => {
-  // Decode after the caller's synchronous part: a window constructs the SharedWorker, and
-  // the SharedWorker starts its election, before spending milliseconds here.
-  await null;
-  // Hex, not base64: gzip finds the wasm's repetitions in byte-aligned text, so the
-  // script compresses almost as well as the wasm itself (base64 costs a third more).
-  const hex = __WASM_HEX__;
-  // Native where there is one (Chromium 140+, Firefox 133+, Safari 18.2+): 0.3 ms against
-  // 28 ms for the loop, measured cold in Chromium 156, on the path of every cold start.
-  let bytes;
-  if (typeof Uint8Array.fromHex === "function") bytes = Uint8Array.fromHex(hex);
-  else {
-    bytes = new Uint8Array(hex.length / 2);
-    const nibble = (i) => (hex.charCodeAt(i) & 15) + (hex.charCodeAt(i) > 57 ? 9 : 0);
-    for (let i = 0; i < bytes.length; i++) bytes[i] = (nibble(2 * i) << 4) | nibble(2 * i + 1);
-  }
-  await initWasm({ module_or_path: bytes });
-  return glue;
-};
+import * as coord from "./coord.js";
+import { fromHex, HOOK } from "./hex.js";
+import initWasm, * as glue from "../build/pkg/web_locks_client.js";
 
 const g = globalThis;
-if (typeof g.SharedWorkerGlobalScope === "function" && g instanceof g.SharedWorkerGlobalScope && g.name === PREFIX) {
-  // Register for connections synchronously, or the first one is lost; serve once ready.
-  const pending = [];
-  let sink = null;
-  g.onconnect = (e) => (sink ? sink(e.ports[0]) : pending.push(e.ports[0]));
-  const ports = {
-    set onport(fn) {
-      sink = fn;
-      pending.splice(0).forEach(fn);
-    },
-  };
-  runArbiter(load(), { preferred: true, ports });
-  g.webLocksDebug = debug; // for DevTools: the arbiter's state and counters
-} else {
-  setLoader(load);
-  const script = g.document && g.document.currentScript;
-  if (script && script.src) configure({ workerUrl: script.src });
-  install();
+const doc = g.document;
+
+// This script's own URL, read while it runs: `document.currentScript` in a window; in a
+// worker (importScripts) the stack of an error made now, whose innermost frame is here.
+let own = doc && doc.currentScript ? doc.currentScript.src : null;
+if (!doc) {
+  const m = /(?:https?|file|blob):[^\s()@]+?(?=:\d+:\d+)/.exec(String(new Error().stack));
+  own = m && m[0];
 }
+const arbiterUrl = own ? new URL("web-locks-arbiter.js", own).href : null;
+
+let client = null;
+const loadClient = () =>
+  client ||
+  (client = Promise.resolve().then(async () => {
+    // After the caller's synchronous part: a window constructs the SharedWorker first.
+    await initWasm({ module_or_path: fromHex(__WASM_HEX__) });
+    return glue;
+  }));
+
+// The arbiter script, loaded once. It finds this script's coordination module (coord.js)
+// under HOOK, so that both halves share one state, and leaves `{ load, runArbiter }` there.
+let addon = null;
+const loadAddon = () =>
+  addon ||
+  (addon = new Promise((resolve, reject) => {
+    if (!arbiterUrl) throw new Error("web-locks-wasm: cannot tell where web-locks-arbiter.js is");
+    const hook = (g[HOOK] = { coord });
+    const done = (err) => {
+      delete g[HOOK];
+      hook.full ? resolve(hook.full) : reject(err || new Error(`web-locks-wasm: ${arbiterUrl} did not load`));
+    };
+    if (!doc) {
+      try {
+        g.importScripts(arbiterUrl);
+        done();
+      } catch (e) {
+        done(e);
+      }
+      return;
+    }
+    const s = doc.createElement("script");
+    s.src = arbiterUrl;
+    const nonce = doc.currentScript && doc.currentScript.nonce;
+    if (nonce) s.nonce = nonce;
+    s.onload = () => done();
+    s.onerror = () => done();
+    (doc.head || doc.documentElement).appendChild(s);
+  }));
+
+setLoader(
+  (full) => (full ? loadAddon().then((a) => a.load()) : loadClient()),
+  (exports) => loadAddon().then((a) => Promise.all([exports.ArbiterHost ? exports : a.load(), a.runArbiter])),
+);
+// A service worker may call importScripts() only while its script first runs: fetch the
+// arbiter script now (every other context fetches it on first use, if at all).
+if (typeof g.ServiceWorkerGlobalScope === "function" && g instanceof g.ServiceWorkerGlobalScope && arbiterUrl) {
+  loadAddon().catch(() => {});
+}
+if (arbiterUrl) configure({ workerUrl: arbiterUrl });
+install();

@@ -132,9 +132,10 @@ export function units(s) {
 /**
  * Connects this context's client to whichever arbiter leads: through `port` when it is
  * the SharedWorker that leads, else over the bus. Calls `wasm.clientSwitch(epoch)` on
- * every new arbiter so that the client re-registers what it holds and waits for. When
- * `wasm` is the client-only module, `arbiter()` fetches the full one, should this context
- * have to host the arbiter.
+ * every new arbiter so that the client re-registers what it holds and waits for. Should
+ * this context have to host the arbiter, `arbiter()` fetches what that takes: it resolves
+ * to `[exports, runArbiter]`, the full module's exports (this one's, if it is the full
+ * module) and the arbiter's half of the glue (arbiter.js), which most windows never need.
  */
 export function connectClient(wasm, clientId, { workerUrl, worker, candidate, arbiter, receiving = (fn) => fn() }) {
   const bus = new BroadcastChannel(PREFIX);
@@ -245,10 +246,8 @@ export function connectClient(wasm, clientId, { workerUrl, worker, candidate, ar
   const runForArbiter = () => {
     if (running) return;
     running = true;
-    // The client-only module has no arbiter in it: fetch the full one to host it, and the
-    // arbiter's half of the glue (most windows never need either).
-    Promise.all([wasm.ArbiterHost ? wasm : arbiter(), import("./arbiter.js")]).then(
-      ([full, m]) => m.runArbiter(full, { preferred: false }),
+    arbiter().then(
+      ([full, runArbiter]) => runArbiter(full, { preferred: false }),
       () => (running = false),
     );
   };

@@ -45,7 +45,8 @@ export const Lock = webidl(
 
 let api = null; // the wasm exports, once ready
 let loading = null; // the promise of api
-let loader = null; // () => Promise<exports>, set by the entry point
+let loader = null; // (full) => Promise<exports>, set by the entry point
+let arbiterLoader = null; // (exports) => Promise<[full exports, runArbiter]>, idem
 const backlog = []; // calls made before the module was ready, in call order
 const config = { workerUrl: null, mode: "auto" };
 let clientId = null;
@@ -75,7 +76,7 @@ function connect([exports, early]) {
       workerUrl: isWindow ? config.workerUrl : null,
       worker: early.worker,
       candidate: !isWindow,
-      arbiter: () => loader(true),
+      arbiter: () => arbiterLoader(exports),
       receiving: host.receiving,
     });
     host.post = link.post;
@@ -166,9 +167,12 @@ export const LockManager = webidl(
  * Configures how the wasm module is fetched; called once by each entry point. `fn(full)`
  * resolves to the exports of the full module (client and arbiter) when `full`, else to
  * those of the client-only one, or of the full one where there is no other.
+ * `arbiterFn(exports)` resolves to `[full exports, runArbiter]` for a context that has to
+ * host the arbiter (`exports`: the module it loaded, which may be the full one already).
  */
-export function setLoader(fn) {
+export function setLoader(fn, arbiterFn) {
   loader = fn;
+  arbiterLoader = arbiterFn;
 }
 
 /**

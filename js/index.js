@@ -12,17 +12,23 @@ import {
 
 // Two wasm modules: the full one, and the client half for windows whose arbiter runs in
 // the SharedWorker (about half the bytes). Literal URLs, so that bundlers copy both.
-setLoader(async (full) => {
+const load = async (full) => {
   const glue = full ? await import("./web_locks_wasm.js") : await import("./web_locks_client.js");
   const url = full
     ? new URL("./web_locks_wasm_bg.wasm", import.meta.url)
     : new URL("./web_locks_client_bg.wasm", import.meta.url);
   await glue.default({ module_or_path: url });
   return glue;
-});
-// The arbiter's SharedWorker is the package's classic script; bundlers that understand
-// `new URL(..., import.meta.url)` copy it along. `install({ workerUrl })` overrides it.
-configure({ workerUrl: new URL("./web-locks.js", import.meta.url).href });
+};
+// Hosting the arbiter (a worker, a window without SharedWorker): the full module and the
+// arbiter's half of the glue, fetched only then.
+setLoader(load, (exports) =>
+  Promise.all([exports.ArbiterHost ? exports : load(true), import("./arbiter.js")]).then(([full, m]) => [full, m.runArbiter]),
+);
+// The arbiter's SharedWorker is the package's classic arbiter script; bundlers that
+// understand `new URL(..., import.meta.url)` copy it along. `install({ workerUrl })`
+// overrides it.
+configure({ workerUrl: new URL("./web-locks-arbiter.js", import.meta.url).href });
 
 const native = typeof navigator !== "undefined" && navigator && navigator.locks ? navigator.locks : null;
 

@@ -54,7 +54,6 @@ for (const m of MODULES) {
     shortenNames(m.name, features);
   }
 }
-const wasm = join(pkg, "web_locks_wasm_bg.wasm");
 
 /**
  * wasm-bindgen names every import after its module file and a 16-digit hash, and each
@@ -123,25 +122,48 @@ for (const m of MODULES) {
     logLevel: "warning",
   });
 }
-for (const f of ["index.d.ts", "auto.d.ts", "web-locks.d.ts"]) cpSync(join(root, "js", f), join(dist, f));
+for (const f of ["index.d.ts", "auto.d.ts", "web-locks.d.ts", "web-locks-arbiter.d.ts"]) cpSync(join(root, "js", f), join(dist, f));
 
-// 5. The classic script, wasm inlined as hex (see js/classic.js).
-await esbuild.build({
-  entryPoints: [join(root, "js/classic.js")],
-  bundle: true,
-  outfile: join(dist, "web-locks.js"),
-  format: "iife",
-  minify,
-  target: "es2020",
-  define: { __WASM_HEX__: JSON.stringify(readFileSync(wasm).toString("hex")), "import.meta.url": '""', WEB_LOCKS_TRACE: String(trace) },
-  logLevel: "warning",
-});
+// 5. The two classic scripts, each with its wasm inlined as hex (see js/hex.js):
+// web-locks.js (the client half, for `<script src>` and importScripts) and, next to it,
+// web-locks-arbiter.js (the full module and arbiter.js: the SharedWorker's script, which
+// web-locks.js fetches where its context has to host the arbiter). In the latter,
+// "./coord.js" is web-locks.js's own instance when it was loaded by web-locks.js (found
+// under HOOK, js/hex.js), else its own copy (in the SharedWorker), so that one context
+// never has two coordination states.
+const hex = (name) => JSON.stringify(readFileSync(join(pkg, `${name}_bg.wasm`)).toString("hex"));
+const sharedCoord = {
+  name: "shared-coord",
+  setup(b) {
+    b.onResolve({ filter: /^\.\/coord\.js$/ }, () => ({ path: "coord", namespace: "shared-coord" }));
+    b.onLoad({ filter: /.*/, namespace: "shared-coord" }, () => ({
+      contents: `const h = globalThis[Symbol.for("web-locks-wasm")];\nmodule.exports = (h && h.coord) || require(${JSON.stringify(join(root, "js/coord.js"))});`,
+      resolveDir: join(root, "js"),
+    }));
+  },
+};
+for (const [entry, out, name, plugins] of [
+  ["js/classic.js", "web-locks.js", "web_locks_client", []],
+  ["js/classic-arbiter.js", "web-locks-arbiter.js", "web_locks_wasm", [sharedCoord]],
+]) {
+  await esbuild.build({
+    entryPoints: [join(root, entry)],
+    bundle: true,
+    outfile: join(dist, out),
+    format: "iife",
+    minify,
+    target: "es2020",
+    plugins,
+    define: { __WASM_HEX__: hex(name), "import.meta.url": '""', WEB_LOCKS_TRACE: String(trace) },
+    logLevel: "warning",
+  });
+}
 
 const size = (f) => {
   const b = readFileSync(join(dist, f));
   return `${f}: ${b.length} B (${gzipSync(b, { level: 9 }).length} B gzipped)`;
 };
-for (const f of ["web_locks_wasm_bg.wasm", "web_locks_wasm.js", "web_locks_client_bg.wasm", "web_locks_client.js", "core.js", "coord.js", "arbiter.js", "index.js", "web-locks.js"]) {
+for (const f of ["web_locks_wasm_bg.wasm", "web_locks_wasm.js", "web_locks_client_bg.wasm", "web_locks_client.js", "core.js", "coord.js", "arbiter.js", "index.js", "web-locks.js", "web-locks-arbiter.js"]) {
   console.log(size(f));
 }
 console.log("(the bytes each kind of context loads: node scripts/size.mjs)");

@@ -41,8 +41,13 @@ const PATHS = [
     label: "module worker, or window without SharedWorker, ESM, hosting the origin's arbiter",
     files: [...ESM, "arbiter.js", "web_locks_wasm.js", "web_locks_wasm_bg.wasm"],
   },
-  { key: "page_classic", label: "window, classic script (`<script src>`)", files: ["web-locks.js"] },
-  { key: "worker", label: "worker (`importScripts`), and the arbiter's SharedWorker", files: ["web-locks.js"] },
+  { key: "page_classic", label: "window, classic script (`<script src>`), arbiter in the SharedWorker", files: ["web-locks.js"] },
+  {
+    key: "classic_host",
+    label: "worker (`importScripts`), or window without SharedWorker, classic script, hosting the origin's arbiter",
+    files: ["web-locks.js", "web-locks-arbiter.js"],
+  },
+  { key: "shared_worker", label: "the arbiter's SharedWorker", files: ["web-locks-arbiter.js"] },
 ];
 
 const measured = new Map();

@@ -152,10 +152,10 @@ class Scene {
   async sharedWorkers() {
     return (await this.h.targets()).filter((t) => t.type === "shared_worker" && t.browserContextId === this.contextId);
   }
-  /** The arbiter's SharedWorker (the one named PREFIX running the package's web-locks.js). */
+  /** The arbiter's SharedWorker (the one named PREFIX running the package's web-locks-arbiter.js). */
   async arbiterTarget() {
     const sws = await this.sharedWorkers();
-    return sws.find((t) => t.url.endsWith(`/${this.dist || "dist"}/web-locks.js`)) || null;
+    return sws.find((t) => t.url.endsWith(`/${this.dist || "dist"}/web-locks-arbiter.js`)) || null;
   }
   /**
    * Kills the arbiter's SharedWorker with Target.closeTarget and verifies that its context

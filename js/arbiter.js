@@ -174,10 +174,18 @@ export function runArbiter(wasm, { preferred, ports }) {
     const busConns = new Map(); // clientId -> connection
     const probed = new Set();
     let stopped = false;
+    let timer = 0;
     const host = new wasm.ArbiterHost({
       deliver(conn, words) {
         const c = conns.get(conn);
         if (c) c.send(words);
+      },
+      // Leases and waits of the lock services (services.js): the arbiter's clock and its
+      // one timer.
+      now: () => performance.now(),
+      timer(at) {
+        clearTimeout(timer);
+        timer = setTimeout(() => safely(() => host.advance()), Math.max(0, at - performance.now()));
       },
     });
     const traced = WEB_LOCKS_TRACE && tracer(host, epoch);
@@ -329,6 +337,7 @@ export function runArbiter(wasm, { preferred, ports }) {
       bus.onmessage = null;
       inbox.close();
       for (const c of conns.values()) c.close?.();
+      clearTimeout(timer);
       try {
         host.free();
       } catch {}

@@ -12,7 +12,9 @@
 import { configure, install, setLoader } from "./core.js";
 import * as coord from "./coord.js";
 import { fromHex, HOOK } from "./hex.js";
-import initWasm, * as glue from "../build/pkg/web_locks_client.js";
+import { installServicesHost } from "./services-host.js";
+import * as services from "./services-api.js";
+import initWasm, * as glue from "../build/pkg/web_locks_services.js";
 
 const g = globalThis;
 const doc = g.document;
@@ -65,8 +67,9 @@ const loadAddon = () =>
     (doc.head || doc.documentElement).appendChild(s);
   }));
 
+// Both wasm modules here have the lock services, whose half of the host they call.
 setLoader(
-  (full) => (full ? loadAddon().then((a) => a.load()) : loadClient()),
+  (full) => (installServicesHost(), full ? loadAddon().then((a) => a.load()) : loadClient()),
   (exports) => loadAddon().then((a) => Promise.all([exports.ArbiterHost ? exports : a.load(), a.runArbiter])),
 );
 // A service worker may call importScripts() only while its script first runs: fetch the
@@ -76,3 +79,12 @@ if (typeof g.ServiceWorkerGlobalScope === "function" && g instanceof g.ServiceWo
 }
 if (arbiterUrl) configure({ workerUrl: arbiterUrl });
 install();
+// The lock services (web-locks-wasm/services) on one global, as the ESM entry exports them.
+g.WebLocksWasm = {
+  acquire: services.acquire,
+  status: services.status,
+  LockService: services.LockService,
+  LockBackend: services.LockBackend,
+  LockHeldError: services.LockHeldError,
+  DeadlockError: services.DeadlockError,
+};

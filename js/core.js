@@ -127,7 +127,7 @@ function load() {
   return loading;
 }
 
-function call(manager, method, args) {
+export function call(manager, method, args) {
   if (!MANAGERS.has(manager)) return Promise.reject(invocation());
   if (api) return api[method](...args);
   return new Promise((resolve, reject) => {

@@ -18,7 +18,7 @@ const dist = process.env.WEB_LOCKS_DIST ? join(root, process.env.WEB_LOCKS_DIST)
 const pkg = join(root, "build/pkg");
 rmSync(pkg, { recursive: true, force: true });
 
-// 1–3. Two wasm modules: the full one (client and arbiter: local mode, workers, the
+// 1–3. Three wasm modules: the full one (client and arbiter: local mode, workers, the
 // SharedWorker, elected windows) and the client half, for windows whose arbiter runs in
 // the SharedWorker. Each is built without the standard library (feature `slim`), in its
 // own target dir so that both stay cached, then gets its JS glue (ESM, `--target web`)
@@ -28,11 +28,15 @@ rmSync(pkg, { recursive: true, force: true });
 // runner (tests/chaos).
 const trace = process.env.WEB_LOCKS_TRACE === "1";
 if (trace && !process.env.WEB_LOCKS_DIST) throw new Error("WEB_LOCKS_TRACE=1 needs WEB_LOCKS_DIST: the package in dist/ never traces");
+// The full module always has the lock services (feature `services`: any client may use
+// them); of the client halves, one has them (the classic script, and ESM pages that import
+// web-locks-wasm/services) and one not (every other ESM page).
 const MODULES = [
   trace
-    ? { name: "web_locks_wasm", cargo: ["--no-default-features", "--features", "arbiter,slim,trace"], targetDir: "target/trace" }
-    : { name: "web_locks_wasm", cargo: ["--no-default-features", "--features", "arbiter,slim"], targetDir: "target" },
+    ? { name: "web_locks_wasm", cargo: ["--no-default-features", "--features", "arbiter,slim,services,trace"], targetDir: "target/trace" }
+    : { name: "web_locks_wasm", cargo: ["--no-default-features", "--features", "arbiter,slim,services"], targetDir: "target" },
   { name: "web_locks_client", cargo: ["--no-default-features", "--features", "bindings,slim"], targetDir: "target/client" },
+  { name: "web_locks_services", cargo: ["--no-default-features", "--features", "bindings,slim,services"], targetDir: "target/services" },
 ];
 const dir = profile === "dev" ? "debug" : profile;
 for (const m of MODULES) {
@@ -102,6 +106,9 @@ for (const [src, out] of [
   ["js/arbiter.js", "arbiter.js"],
   ["js/index.js", "index.js"],
   ["js/auto.js", "auto.js"],
+  ["js/services.js", "services.js"],
+  ["js/services-api.js", "services-api.js"],
+  ["js/services-host.js", "services-host.js"],
 ]) {
   await esbuild.build({ entryPoints: [join(root, src)], outfile: join(dist, out), format: "esm", minify, target: "es2020", define: { WEB_LOCKS_TRACE: String(trace) }, logLevel: "warning" });
 }
@@ -112,8 +119,13 @@ for (const m of MODULES) {
   const glue = readFileSync(join(pkg, `${m.name}.js`), "utf8");
   const names = [...glue.matchAll(/^export (?:function|class) (\w+)/gm)].map((x) => x[1]);
   if (!/^export \{ initSync, __wbg_init as default \};$/m.test(glue)) throw new Error(`${m.name}: unexpected glue exports`);
+  // The full module has the lock services, whose half of the host (services-host.js) it
+  // calls: its glue installs it, so that a page whose windows never load this module
+  // does not carry that code (js/index.js).
+  const services = m.name === "web_locks_wasm" ? `import { installServicesHost } from "./services-host.js";\ninstallServicesHost();\n` : "";
   await esbuild.build({
-    stdin: { contents: `export { ${names.join(", ")}, default } from "./${m.name}.js";`, resolveDir: pkg, sourcefile: `${m.name}-entry.js` },
+    stdin: { contents: `${services}export { ${names.join(", ")}, default } from "./${m.name}.js";`, resolveDir: pkg, sourcefile: `${m.name}-entry.js` },
+    external: ["./services-host.js"],
     bundle: true,
     outfile: join(dist, `${m.name}.js`),
     format: "esm",
@@ -122,7 +134,7 @@ for (const m of MODULES) {
     logLevel: "warning",
   });
 }
-for (const f of ["index.d.ts", "auto.d.ts", "web-locks.d.ts", "web-locks-arbiter.d.ts"]) cpSync(join(root, "js", f), join(dist, f));
+for (const f of ["index.d.ts", "auto.d.ts", "services.d.ts", "web-locks.d.ts", "web-locks-arbiter.d.ts"]) cpSync(join(root, "js", f), join(dist, f));
 
 // 5. The two classic scripts, each with its wasm inlined as hex (see js/hex.js):
 // web-locks.js (the client half, for `<script src>` and importScripts) and, next to it,
@@ -143,7 +155,7 @@ const sharedCoord = {
   },
 };
 for (const [entry, out, name, plugins] of [
-  ["js/classic.js", "web-locks.js", "web_locks_client", []],
+  ["js/classic.js", "web-locks.js", "web_locks_services", []],
   ["js/classic-arbiter.js", "web-locks-arbiter.js", "web_locks_wasm", [sharedCoord]],
 ]) {
   await esbuild.build({
@@ -163,7 +175,7 @@ const size = (f) => {
   const b = readFileSync(join(dist, f));
   return `${f}: ${b.length} B (${gzipSync(b, { level: 9 }).length} B gzipped)`;
 };
-for (const f of ["web_locks_wasm_bg.wasm", "web_locks_wasm.js", "web_locks_client_bg.wasm", "web_locks_client.js", "core.js", "coord.js", "arbiter.js", "index.js", "web-locks.js", "web-locks-arbiter.js"]) {
+for (const f of ["web_locks_wasm_bg.wasm", "web_locks_wasm.js", "web_locks_client_bg.wasm", "web_locks_client.js", "web_locks_services_bg.wasm", "web_locks_services.js", "core.js", "coord.js", "arbiter.js", "index.js", "web-locks.js", "web-locks-arbiter.js"]) {
   console.log(size(f));
 }
 console.log("(the bytes each kind of context loads: node scripts/size.mjs)");

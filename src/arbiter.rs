@@ -282,8 +282,11 @@ impl Arbiter {
     /// requests waiting for each other across contexts (a deadlock), it is withdrawn and
     /// its client told, with the cycle, so that the others proceed. Cycles within one
     /// context are left alone: its own requests may wait for each other on purpose.
+    ///
+    /// A spec request (`withdraw` false) is left waiting, as the spec says: its client is
+    /// only told (`DeadlockReport`), for its diagnostic channel.
     #[cfg(feature = "services")]
-    fn deadlock(&mut self, key: RequestKey, out: &mut Vec<(ClientId, ArbiterMsg)>) {
+    fn deadlock(&mut self, key: RequestKey, withdraw: bool, out: &mut Vec<(ClientId, ArbiterMsg)>) {
         /// How many requests one search may visit (it then reports nothing).
         const BUDGET: usize = 10_000;
         let Some(cycle) = crate::deadlock::cycle_through(&self.engine, key, BUDGET) else {
@@ -305,6 +308,10 @@ impl Arbiter {
                 })
             })
             .collect();
+        if !withdraw {
+            out.push((key.client, ArbiterMsg::DeadlockReport { id: key.request, cycle }));
+            return;
+        }
         self.extras.remove(key);
         self.effects.retain(|e| !matches!(e, Effect::Queued(k, _) if *k == key));
         self.engine.release(key, &mut self.effects);
@@ -339,20 +346,39 @@ impl Arbiter {
                 let key = RequestKey { client, request: id };
                 if self.engine.request(key, name.into(), mode, flags, &mut self.effects).is_err() {
                     self.rejected += 1;
+                } else {
+                    // Only a context that holds a lock can be on a cycle (its held lock is
+                    // what the others wait for): nothing to search otherwise.
+                    #[cfg(feature = "services")]
+                    if self.engine.is_queued(key) && self.engine.holds_any(client) {
+                        self.deadlock(key, false, out);
+                    }
                 }
             }
             #[cfg(feature = "services")]
             ClientMsg::Acquire { id, name, mode, flags, extras } => {
                 let key = RequestKey { client, request: id };
-                if self.engine.request(key, name.into(), mode, flags, &mut self.effects).is_err() {
+                let name: Rc<[u16]> = name.into();
+                if self.engine.request(key, name.clone(), mode, flags, &mut self.effects).is_err() {
                     self.rejected += 1;
+                } else if let Some(i) = self.effects.iter().position(|e| matches!(e, Effect::Unavailable(k) if *k == key)) {
+                    // Not available: answered with the label of a holder (`LockHeldError`).
+                    self.effects.remove(i);
+                    #[cfg(feature = "trace")]
+                    self.trace.push(Decision::Unavailable { client: self.label(client), id });
+                    let holder = self
+                        .engine
+                        .holders(&name)
+                        .find_map(|k| self.extras.get(k).and_then(|x| x.holder.as_ref()))
+                        .map(|h| h.to_vec());
+                    out.push((client, ArbiterMsg::Busy { id, holder }));
                 } else if self.engine.is_queued(key) || self.engine.is_held(key) {
                     // The lease starts with the grant (in `flush`), the wait now.
                     let queued = self.engine.is_queued(key);
                     let wait = if queued { extras.timeout } else { None };
                     self.keep(key, extras, wait);
                     if queued {
-                        self.deadlock(key, out);
+                        self.deadlock(key, true, out);
                     }
                 }
             }
@@ -395,7 +421,17 @@ impl Arbiter {
                     });
                 }
             }
-            ClientMsg::Query { id } => {
+            #[cfg(feature = "services")]
+            ClientMsg::QueryLabeled { id } => self.query(client, id, true, out),
+            ClientMsg::Query { id } => self.query(client, id, false, out),
+        }
+        self.flush(out);
+    }
+
+    /// A snapshot for `client`, with labels and lease times if it asked for them.
+    fn query(&mut self, client: ClientId, id: u32, labeled: bool, out: &mut Vec<(ClientId, ArbiterMsg)>) {
+        {
+            {
                 let snap = self.engine.snapshot();
                 // Runs of entries mostly share a client: look each run's label up once.
                 let mut last: Option<(ClientId, Vec<u16>)> = None;
@@ -410,7 +446,7 @@ impl Arbiter {
                     };
                     #[cfg(feature = "services")]
                     let (label, expires_in) = {
-                        let x = self.extras.get(RequestKey { client: i.client, request: i.request });
+                        let x = self.extras.get(RequestKey { client: i.client, request: i.request }).filter(|_| labeled);
                         let label = x.and_then(|x| x.holder.as_ref()).map(|h| h.to_vec());
                         let expires_in = match (x.and_then(|x| x.deadline), held_now) {
                             (Some(d), true) => Some(d.saturating_sub(self.now).min(u64::from(u32::MAX)) as u32),
@@ -420,7 +456,7 @@ impl Arbiter {
                     };
                     #[cfg(not(feature = "services"))]
                     let (label, expires_in) = {
-                        let _ = held_now;
+                        let _ = (held_now, labeled);
                         (None, None)
                     };
                     WireLockInfo { name: i.name.to_vec(), mode: i.mode, client, label, expires_in }
@@ -430,7 +466,6 @@ impl Arbiter {
                 out.push((client, ArbiterMsg::Snapshot { id, held, pending }));
             }
         }
-        self.flush(out);
     }
 
     fn hello(
@@ -828,7 +863,7 @@ mod service_tests {
 
     fn snapshot(a: &mut Arbiter, c: ClientId) -> (Vec<WireLockInfo>, Vec<WireLockInfo>) {
         let mut out = Vec::new();
-        a.handle(c, ClientMsg::Query { id: 1 }, &mut out);
+        a.handle(c, ClientMsg::QueryLabeled { id: 1 }, &mut out);
         match out.pop() {
             Some((_, ArbiterMsg::Snapshot { held, pending, .. })) => (held, pending),
             other => panic!("{other:?}"),
@@ -984,6 +1019,64 @@ mod service_tests {
         out.clear();
         a.handle(cb, ClientMsg::Release { id: RequestId(1) }, &mut out);
         assert_eq!(out, [(ca, ArbiterMsg::Granted { id: RequestId(2) })]);
+    }
+
+    #[test]
+    fn a_spec_request_that_closes_a_cycle_keeps_waiting_and_its_client_is_told() {
+        let (mut a, mut out) = (Arbiter::new(), Vec::new());
+        let ca = hello(&mut a, "a", vec![], &mut out);
+        let cb = hello(&mut a, "b", vec![], &mut out);
+        a.handle(ca, plain(1, "x"), &mut out);
+        a.handle(cb, plain(1, "y"), &mut out);
+        a.handle(ca, plain(2, "y"), &mut out);
+        assert!(!out.iter().any(|(_, m)| matches!(m, ArbiterMsg::DeadlockReport { .. })), "no cycle yet: {out:?}");
+        out.clear();
+        a.handle(cb, plain(2, "x"), &mut out);
+        let [(to, ArbiterMsg::DeadlockReport { id, cycle }), (_, ArbiterMsg::Queued { .. })] = &out[..] else {
+            panic!("{out:?}")
+        };
+        assert_eq!((*to, *id, cycle.len()), (cb, RequestId(2), 4));
+        assert!(a.engine().is_queued(RequestKey { client: cb, request: RequestId(2) }), "the spec request still waits");
+    }
+
+    #[test]
+    fn if_available_acquire_names_a_holder_with_a_label() {
+        let (mut a, mut out) = (Arbiter::new(), Vec::new());
+        let ca = hello(&mut a, "a", vec![], &mut out);
+        let cb = hello(&mut a, "b", vec![], &mut out);
+        let try_ = |id, name: &str| ClientMsg::Acquire {
+            id: RequestId(id),
+            name: u(name),
+            mode: LockMode::Exclusive,
+            flags: RequestFlags { if_available: true, steal: false },
+            extras: Extras::default(),
+        };
+        a.handle(ca, acquire(1, "x", Some("Desk 2"), None, None), &mut out);
+        a.handle(ca, plain(2, "y"), &mut out);
+        out.clear();
+        a.handle(cb, try_(1, "x"), &mut out);
+        a.handle(cb, try_(2, "y"), &mut out);
+        assert_eq!(
+            out,
+            [
+                (cb, ArbiterMsg::Busy { id: RequestId(1), holder: Some(u("Desk 2")) }),
+                (cb, ArbiterMsg::Busy { id: RequestId(2), holder: None }),
+            ]
+        );
+        out.clear();
+        a.handle(cb, try_(3, "z"), &mut out);
+        assert_eq!(out, [(cb, ArbiterMsg::Granted { id: RequestId(3) })]);
+    }
+
+    #[test]
+    fn a_spec_query_has_no_labels() {
+        let (mut a, mut out) = (Arbiter::new(), Vec::new());
+        let ca = hello(&mut a, "a", vec![], &mut out);
+        a.handle(ca, acquire(1, "x", Some("Desk 2"), Some(1_000), None), &mut out);
+        out.clear();
+        a.handle(ca, ClientMsg::Query { id: 7 }, &mut out);
+        let [(_, ArbiterMsg::Snapshot { held, .. })] = &out[..] else { panic!("{out:?}") };
+        assert_eq!((held[0].label.clone(), held[0].expires_in), (None, None));
     }
 
     #[test]

@@ -95,6 +95,10 @@ pub enum ClientMsg {
     /// [`ArbiterMsg::Renewed`].
     #[cfg(feature = "services")]
     Renew { id: RequestId, ttl: u32 },
+    /// A [`ClientMsg::Query`] from a client that knows the lock services: the snapshot's
+    /// entries carry their labels and lease times (other clients get the spec's shape).
+    #[cfg(feature = "services")]
+    QueryLabeled { id: u32 },
 }
 
 /// Arbiter → client.
@@ -137,6 +141,20 @@ pub enum ArbiterMsg {
         id: RequestId,
         cycle: Vec<WireLockInfo>,
     },
+    /// A spec request (`Request`) closed a cycle: it keeps waiting, as the spec says, and
+    /// its client is told, with the cycle (this one first), for its diagnostic channel.
+    #[cfg(feature = "services")]
+    DeadlockReport {
+        id: RequestId,
+        cycle: Vec<WireLockInfo>,
+    },
+    /// An `Acquire` with `ifAvailable` could not be granted at once (the lock services'
+    /// `Unavailable`): with the label of one current holder, if it has one.
+    #[cfg(feature = "services")]
+    Busy {
+        id: RequestId,
+        holder: Option<Label>,
+    },
     Snapshot {
         id: u32,
         held: Vec<WireLockInfo>,
@@ -167,6 +185,8 @@ const T_GOODBYE: u16 = 5;
 const T_ACQUIRE: u16 = 6;
 #[cfg(feature = "services")]
 const T_RENEW: u16 = 7;
+#[cfg(feature = "services")]
+const T_QUERY_LABELED: u16 = 8;
 const T_QUEUED: u16 = 20;
 const T_GRANTED: u16 = 16;
 const T_UNAVAILABLE: u16 = 17;
@@ -180,6 +200,10 @@ const T_TIMED_OUT: u16 = 22;
 const T_RENEWED: u16 = 23;
 #[cfg(feature = "services")]
 const T_DEADLOCK: u16 = 24;
+#[cfg(feature = "services")]
+const T_BUSY: u16 = 25;
+#[cfg(feature = "services")]
+const T_DEADLOCK_REPORT: u16 = 26;
 
 const F_SHARED: u16 = 1;
 const F_IF_AVAILABLE: u16 = 2;
@@ -430,6 +454,12 @@ impl ClientMsg {
                 w.u32(*id);
                 w.0
             }
+            #[cfg(feature = "services")]
+            ClientMsg::QueryLabeled { id } => {
+                let mut w = Writer::new(T_QUERY_LABELED);
+                w.u32(*id);
+                w.0
+            }
             ClientMsg::Hello { client, restore } => {
                 let mut w = Writer::new(T_HELLO);
                 w.str(client);
@@ -494,6 +524,11 @@ impl ClientMsg {
                 let id = r.u32()?;
                 r.end(ClientMsg::Query { id })
             }
+            #[cfg(feature = "services")]
+            T_QUERY_LABELED => {
+                let id = r.u32()?;
+                r.end(ClientMsg::QueryLabeled { id })
+            }
             T_HELLO => {
                 let client = r.str()?;
                 let n = r.u32()? as usize;
@@ -548,10 +583,21 @@ impl ArbiterMsg {
                 return w.0;
             }
             #[cfg(feature = "services")]
-            ArbiterMsg::Deadlock { id, cycle } => {
-                let mut w = Writer::new(T_DEADLOCK);
+            ArbiterMsg::Deadlock { id, cycle } | ArbiterMsg::DeadlockReport { id, cycle } => {
+                let tag = if matches!(self, ArbiterMsg::Deadlock { .. }) { T_DEADLOCK } else { T_DEADLOCK_REPORT };
+                let mut w = Writer::new(tag);
                 w.u64(id.0);
                 w.infos(cycle);
+                return w.0;
+            }
+            #[cfg(feature = "services")]
+            ArbiterMsg::Busy { id, holder } => {
+                let mut w = Writer::new(T_BUSY);
+                w.u64(id.0);
+                w.0.push(u16::from(holder.is_some()));
+                if let Some(h) = holder {
+                    w.str(h);
+                }
                 return w.0;
             }
 
@@ -591,10 +637,24 @@ impl ArbiterMsg {
                 r.end(if tag == T_EXPIRED { ArbiterMsg::Expired { id } } else { ArbiterMsg::TimedOut { id } })
             }
             #[cfg(feature = "services")]
-            T_DEADLOCK => {
+            T_DEADLOCK | T_DEADLOCK_REPORT => {
                 let id = RequestId(r.u64()?);
                 let cycle = r.infos()?;
-                r.end(ArbiterMsg::Deadlock { id, cycle })
+                r.end(if tag == T_DEADLOCK {
+                    ArbiterMsg::Deadlock { id, cycle }
+                } else {
+                    ArbiterMsg::DeadlockReport { id, cycle }
+                })
+            }
+            #[cfg(feature = "services")]
+            T_BUSY => {
+                let id = RequestId(r.u64()?);
+                let holder = match r.word()? {
+                    0 => None,
+                    1 => Some(r.str()?),
+                    _ => return Err(DecodeError::Malformed),
+                };
+                r.end(ArbiterMsg::Busy { id, holder })
             }
             #[cfg(feature = "services")]
             T_RENEWED => {
@@ -685,6 +745,7 @@ mod tests {
                 extras: Extras::default(),
             },
             ClientMsg::Renew { id: RequestId(9), ttl: 0 },
+            ClientMsg::QueryLabeled { id: u32::MAX },
             ClientMsg::Hello {
                 client: vec![],
                 restore: vec![
@@ -734,6 +795,18 @@ mod tests {
             ArbiterMsg::TimedOut { id: RequestId(6) },
             ArbiterMsg::Renewed { id: RequestId(7), held: true },
             ArbiterMsg::Renewed { id: RequestId(8), held: false },
+            ArbiterMsg::Busy { id: RequestId(12), holder: None },
+            ArbiterMsg::Busy { id: RequestId(13), holder: Some(vec![0xD800, 0x61]) },
+            ArbiterMsg::DeadlockReport {
+                id: RequestId(14),
+                cycle: vec![WireLockInfo {
+                    name: vec![],
+                    mode: LockMode::Shared,
+                    client: vec![9],
+                    label: Some(vec![]),
+                    expires_in: None,
+                }],
+            },
             ArbiterMsg::Deadlock {
                 id: RequestId(11),
                 cycle: vec![

@@ -17,6 +17,14 @@ extern "C" {
     /// Sends encoded [`ArbiterMsg`] words to a connection (copying `words`).
     #[wasm_bindgen(method)]
     fn deliver(this: &ArbiterIo, connection: u32, words: &[u16]);
+    /// The host's clock, in ms (`performance.now()`): leases and waits run on it.
+    #[cfg(feature = "services")]
+    #[wasm_bindgen(method)]
+    fn now(this: &ArbiterIo) -> f64;
+    /// Call `advance()` at this time of the host's clock (replacing the last such timer).
+    #[cfg(feature = "services")]
+    #[wasm_bindgen(method)]
+    fn timer(this: &ArbiterIo, at: f64);
 }
 
 /// One arbiter instance: the origin's lock manager, for every connected context.
@@ -26,6 +34,9 @@ pub struct ArbiterHost {
     io: ArbiterIo,
     out: Vec<(ClientId, ArbiterMsg)>,
     malformed: u32,
+    /// The time the io's timer is set for.
+    #[cfg(feature = "services")]
+    armed: Option<u64>,
 }
 
 #[wasm_bindgen]
@@ -34,7 +45,14 @@ impl ArbiterHost {
     pub fn new(io: ArbiterIo) -> ArbiterHost {
         // Born recovering: nothing is granted before `beginRecovery` has said which live
         // contexts to wait for (a previous arbiter may have granted anything).
-        ArbiterHost { arbiter: Arbiter::recovering(), io, out: Vec::new(), malformed: 0 }
+        ArbiterHost {
+            arbiter: Arbiter::recovering(),
+            io,
+            out: Vec::new(),
+            malformed: 0,
+            #[cfg(feature = "services")]
+            armed: None,
+        }
     }
 
     /// A new connection (a port, or a client first heard of on the channel).
@@ -49,6 +67,7 @@ impl ArbiterHost {
             self.malformed = self.malformed.saturating_add(1);
             return false;
         };
+        self.tick();
         self.arbiter.handle(ClientId(connection), msg, &mut self.out);
         self.flush();
         true
@@ -56,12 +75,14 @@ impl ArbiterHost {
 
     /// The connection is gone: its requests are dropped and its locks released.
     pub fn disconnect(&mut self, connection: u32) {
+        self.tick();
         self.arbiter.disconnect(ClientId(connection), &mut self.out);
         self.flush();
     }
 
     /// The context with this `clientId` is dead (its IndexedDB probe fired).
     pub fn gone(&mut self, client_id: &[u16]) {
+        self.tick();
         self.arbiter.gone(client_id, &mut self.out);
         self.flush();
     }
@@ -70,27 +91,20 @@ impl ArbiterHost {
     /// followed by a 0 separator) to re-register before granting anything.
     #[wasm_bindgen(js_name = beginRecovery)]
     pub fn begin_recovery(&mut self, client_ids: &[u16]) {
+        self.tick();
         let live = client_ids.split(|&u| u == 0).filter(|s| !s.is_empty()).map(<[u16]>::to_vec);
         self.arbiter.begin_recovery(live, &mut self.out);
         self.flush();
     }
 
-    /// The clock moved on to `now` (ms, e.g. `performance.now()`): leases and waits of
-    /// lock service requests that ran out end.
+    /// The io's timer fired: end the leases and waits that ran out.
     #[cfg(feature = "services")]
-    pub fn advance(&mut self, now: f64) {
-        self.arbiter.advance(now as u64, &mut self.out);
+    pub fn advance(&mut self) {
+        self.armed = None;
+        self.tick();
         self.flush();
     }
 
-    /// When to call [`ArbiterHost::advance`] next (same clock), or -1: no lease or wait.
-    #[cfg(feature = "services")]
-    #[wasm_bindgen(js_name = pollTimeout)]
-    pub fn poll_timeout(&self) -> f64 {
-        self.arbiter.poll_timeout().map_or(-1.0, |t| t as f64)
-    }
-
-    /// The connection of the client with this `clientId`, or -1.
     pub fn client(&self, client_id: &[u16]) -> i64 {
         self.arbiter.client(client_id).map_or(-1, |c| i64::from(c.0))
     }
@@ -170,9 +184,24 @@ impl ArbiterHost {
         w
     }
 
+    /// Brings the arbiter's clock to now, before anything that may grant: a lease runs
+    /// from the grant, on the clock as it is then (a stale one would end it early).
+    fn tick(&mut self) {
+        #[cfg(feature = "services")]
+        self.arbiter.advance(self.io.now() as u64, &mut self.out);
+    }
+
     fn flush(&mut self) {
         for (client, msg) in self.out.drain(..) {
             self.io.deliver(client.0, &msg.encode());
+        }
+        #[cfg(feature = "services")]
+        {
+            let due = self.arbiter.poll_timeout();
+            if due.is_some() && due != self.armed {
+                self.armed = due;
+                self.io.timer(due.unwrap_or_default() as f64);
+            }
         }
     }
 }

@@ -122,6 +122,41 @@ extern "C" {
     /// Sends an encoded [`ClientMsg`] to the current arbiter (copying `words`).
     #[wasm_bindgen(method)]
     fn post(this: &Host, words: &[u16]);
+
+    // The lock services' half of the host (js/services.js adds it; feature `services`).
+    /// A lock service request was granted: hand `callback` (the services' own) the lock.
+    #[cfg(feature = "services")]
+    #[wasm_bindgen(method)]
+    fn grant(this: &Host, callback: &JsValue, name: &JsValue, mode: u8, id: f64);
+    /// The services' errors: 0 `TimeoutError` (a wait ran out), 1 `TimeoutError` (a lease
+    /// ran out); 2 a `LockHeldError` on `name` held by `holder` (`has` false: no label).
+    #[cfg(feature = "services")]
+    #[wasm_bindgen(method, js_name = serror)]
+    fn service_error(this: &Host, code: u8, name: &JsValue, holder: &[u16], has: bool) -> JsValue;
+    /// A `DeadlockError` whose cycle is the snapshot's `held` list.
+    #[cfg(feature = "services")]
+    #[wasm_bindgen(method, js_name = deadlock)]
+    fn deadlock_error(this: &Host, snapshot: &JsValue) -> JsValue;
+    /// A spec request closed a cycle and keeps waiting: report it (the snapshot's `held`).
+    #[cfg(feature = "services")]
+    #[wasm_bindgen(method)]
+    fn report(this: &Host, snapshot: &JsValue);
+    /// The last entry appended to the snapshot was made with this label (`holder`).
+    #[cfg(feature = "services")]
+    #[wasm_bindgen(method)]
+    fn label(this: &Host, snapshot: &JsValue, label: &[u16]);
+    /// The last entry appended to the snapshot is a lease with `ms` left.
+    #[cfg(feature = "services")]
+    #[wasm_bindgen(method)]
+    fn expires(this: &Host, snapshot: &JsValue, ms: u32);
+    /// This context's clock, in ms (`performance.now()`).
+    #[cfg(feature = "services")]
+    #[wasm_bindgen(method)]
+    fn now(this: &Host) -> f64;
+    /// Call the export `tick()` in `ms` ms (replacing the last such timer).
+    #[cfg(feature = "services")]
+    #[wasm_bindgen(method)]
+    fn timer(this: &Host, ms: f64);
 }
 
 /// `Lock.mode` as the host's `invoke` receives it: 0 = none (callback(null)).
@@ -185,6 +220,27 @@ struct Request {
     /// The signal and the token of our abort listener, until the callback is invoked.
     signal: Option<(JsValue, JsValue)>,
     phase: Phase,
+    /// A lock service request (`acquire()`): its extras, and when its lease or its wait
+    /// ends on this context's clock (for a new arbiter, which gets what is left).
+    #[cfg(feature = "services")]
+    service: Option<Service>,
+}
+
+#[cfg(feature = "services")]
+struct Service {
+    extras: Extras,
+    ends: f64,
+}
+
+/// A duration in ms as the protocol carries it: rounded up (a lease never ends early),
+/// saturated; `None` for a negative one (not given).
+#[cfg(feature = "services")]
+fn ms(v: f64) -> Option<u32> {
+    if v.is_nan() || v < 0.0 {
+        return None;
+    }
+    let t = v as u32;
+    Some(if f64::from(t) < v { t.saturating_add(1) } else { t })
 }
 
 /// Where the arbiter is.
@@ -208,6 +264,9 @@ struct Client {
     queries: ClientMap<u32, JsValue>,
     #[cfg(feature = "arbiter")]
     inbox: Vec<(ClientId, ArbiterMsg)>,
+    /// `renew()`s waiting for the arbiter's answer, in the order sent: id, ttl, deferred.
+    #[cfg(feature = "services")]
+    renews: Vec<(u64, u32, JsValue)>,
 }
 
 /// This context's client. A plain static rather than `thread_local!`, which needs std.
@@ -245,6 +304,8 @@ pub fn init(host: Host) {
         queries: ClientMap::default(),
         #[cfg(feature = "arbiter")]
         inbox: Vec::new(),
+        #[cfg(feature = "services")]
+        renews: Vec::new(),
     };
     if let Ok(mut c) = CLIENT.0.try_borrow_mut() {
         *c = Some(client);
@@ -415,14 +476,98 @@ pub fn query() -> JsValue {
         let id = c.next_query;
         c.next_query = c.next_query.wrapping_add(1);
         c.queries.insert(id, deferred.clone());
-        c.send(ClientMsg::Query { id });
+        c.send(query_msg(id));
         c.host.promise_of(&deferred)
     })
     .unwrap_or_default()
 }
 
+/// A query: with labels and lease times where this client knows the lock services.
+fn query_msg(id: u32) -> ClientMsg {
+    #[cfg(feature = "services")]
+    return ClientMsg::QueryLabeled { id };
+    #[cfg(not(feature = "services"))]
+    ClientMsg::Query { id }
+}
+
+/// `acquire(name, options, callback, holder, timeout, ttl)` of js/services.js: a request
+/// (the same conversion and checks as `request()`, which js/services.js has run on the
+/// options already, in Web IDL order, with the extras) with a label (`holder`: a string,
+/// or undefined), a wait limit and a lease (ms; negative: none). `callback` is the
+/// services' own, called through `host.grant`. The promise settles after the release,
+/// or rejects (`TimeoutError`, `AbortError`, `LockHeldError`, `DeadlockError`).
+#[cfg(feature = "services")]
+#[wasm_bindgen]
+pub fn acquire(name: JsValue, options: JsValue, callback: JsValue, holder: JsValue, timeout: f64, ttl: f64) -> JsValue {
+    let Some(host) = with(|c| c.host.clone().unchecked_into::<Host>()) else {
+        return JsValue::UNDEFINED;
+    };
+    let args = match convert(&host, 3, &name, &options, &callback) {
+        Ok(args) => args,
+        Err(e) => return host.rejected(&e),
+    };
+    let units = host.units(&args.name);
+    if let Err(e) = validate(&host, &args, &units) {
+        return host.rejected(&e);
+    }
+    let label = if holder.is_undefined() { None } else { Some(host.units(&holder)) };
+    let extras = Extras { label, ttl: ms(ttl), timeout: ms(timeout) };
+    let ends = host.now() + timeout;
+    with(|c| c.start_with(args, units, Some(Service { extras, ends }))).unwrap_or_default()
+}
+
+/// `LockHandle.renew(ttl)` of js/services.js (`ttl` negative: the lease's own): resolves
+/// to whether the lock was still held, and then runs its lease `ttl` ms from now.
+#[cfg(feature = "services")]
+#[wasm_bindgen]
+pub fn renew(id: f64, ttl: f64) -> JsValue {
+    let id = id as u64;
+    with(|c| {
+        let deferred = c.host.defer();
+        let promise = c.host.promise_of(&deferred);
+        let ttl = match c.requests.get(id) {
+            Some(Request { phase: Phase::Granted | Phase::Running { held: true }, service: Some(s), .. }) => {
+                match ms(ttl).or(s.extras.ttl) {
+                    Some(t) => Some(t.max(1)),
+                    // No lease, none asked for: nothing changes.
+                    None => {
+                        c.host.settle(&deferred, true, &JsValue::TRUE);
+                        return promise;
+                    }
+                }
+            }
+            _ => None,
+        };
+        match ttl {
+            Some(ttl) => {
+                c.renews.push((id, ttl, deferred));
+                c.send(ClientMsg::Renew { id: RequestId(id), ttl });
+            }
+            None => c.host.settle(&deferred, true, &JsValue::FALSE),
+        }
+        promise
+    })
+    .unwrap_or_default()
+}
+
+/// The timer that `host.timer` set: leases and waits of the arbiter in this context.
+#[cfg(all(feature = "services", feature = "arbiter"))]
+#[wasm_bindgen]
+pub fn tick() {
+    with(|c| c.deliver_local(None));
+}
+
 impl Client {
     fn start(&mut self, args: Args, units: Vec<u16>) -> JsValue {
+        self.start_with(
+            args,
+            units,
+            #[cfg(feature = "services")]
+            None,
+        )
+    }
+
+    fn start_with(&mut self, args: Args, units: Vec<u16>, #[cfg(feature = "services")] service: Option<Service>) -> JsValue {
         let id = self.next_request;
         self.next_request += 1;
         let deferred = self.host.defer();
@@ -430,6 +575,18 @@ impl Client {
             let token = self.host.listen(&s, id as f64);
             (s, token)
         });
+        #[cfg(feature = "services")]
+        let msg = match &service {
+            Some(s) => ClientMsg::Acquire {
+                id: RequestId(id),
+                name: units.clone(),
+                mode: args.mode,
+                flags: args.flags,
+                extras: s.extras.clone(),
+            },
+            None => ClientMsg::Request { id: RequestId(id), name: units.clone(), mode: args.mode, flags: args.flags },
+        };
+        #[cfg(not(feature = "services"))]
         let msg = ClientMsg::Request { id: RequestId(id), name: units.clone(), mode: args.mode, flags: args.flags };
         self.requests.insert(
             id,
@@ -443,6 +600,8 @@ impl Client {
                 deferred: deferred.clone(),
                 signal,
                 phase: Phase::Queued,
+                #[cfg(feature = "services")]
+                service,
             },
         );
         self.send(msg);
@@ -454,20 +613,53 @@ impl Client {
     fn send(&mut self, msg: ClientMsg) {
         match &mut self.transport {
             #[cfg(feature = "arbiter")]
-            Transport::Local(arbiter, me) => {
-                let me = *me;
-                let mut inbox = core::mem::take(&mut self.inbox);
-                arbiter.handle(me, msg, &mut inbox);
-                for (to, msg) in inbox.drain(..) {
-                    if to == me {
-                        self.receive(msg);
-                    }
-                }
-                self.inbox = inbox;
-            }
+            Transport::Local(..) => self.deliver_local(Some(msg)),
             Transport::Remote { epoch: 0 } => {}
             Transport::Remote { .. } => self.host.post(&msg.encode()),
         }
+    }
+
+    /// Feeds the arbiter in this context (`msg`, or only the clock) and delivers what it
+    /// answers to this client.
+    #[cfg(feature = "arbiter")]
+    fn deliver_local(&mut self, msg: Option<ClientMsg>) {
+        let Transport::Local(arbiter, me) = &mut self.transport else { return };
+        let me = *me;
+        let mut inbox = core::mem::take(&mut self.inbox);
+        // The clock first: a lease runs from its grant, on the clock as it is then.
+        #[cfg(feature = "services")]
+        let now = self.host.now();
+        #[cfg(feature = "services")]
+        arbiter.advance(now as u64, &mut inbox);
+        if let Some(msg) = msg {
+            arbiter.handle(me, msg, &mut inbox);
+        }
+        #[cfg(feature = "services")]
+        if let Some(due) = arbiter.poll_timeout() {
+            self.host.timer(due as f64 - now);
+        }
+        for (to, msg) in inbox.drain(..) {
+            if to == me {
+                self.receive(msg);
+            }
+        }
+        self.inbox = inbox;
+    }
+
+    /// What a lock service request re-registers: its extras, with what is left of its
+    /// lease (held) or of its wait (queued) on this context's clock.
+    #[cfg(feature = "services")]
+    fn left(&self, r: &Request, held: bool) -> Extras {
+        let Some(s) = &r.service else { return Extras::default() };
+        let left = ms((s.ends - self.host.now()).max(0.0));
+        let mut x = s.extras.clone();
+        if held {
+            x.ttl = x.ttl.and(left);
+            x.timeout = None;
+        } else {
+            x.timeout = x.timeout.and(left);
+        }
+        x
     }
 
     #[cfg_attr(not(feature = "arbiter"), allow(irrefutable_let_patterns))]
@@ -481,6 +673,17 @@ impl Client {
                 (Phase::Granted | Phase::Running { held: true }, _) => None,
                 (Phase::Queued, Some(p)) => Some(p),
                 (Phase::Queued, None) => {
+                    #[cfg(feature = "services")]
+                    if r.service.is_some() {
+                        resend.push(ClientMsg::Acquire {
+                            id: RequestId(id),
+                            name: r.units.clone(),
+                            mode: r.mode,
+                            flags: r.flags,
+                            extras: self.left(r, false),
+                        });
+                        continue;
+                    }
                     resend.push(ClientMsg::Request {
                         id: RequestId(id),
                         name: r.units.clone(),
@@ -496,7 +699,10 @@ impl Client {
                 name: r.units.clone(),
                 mode: r.mode,
                 position,
+                #[cfg(feature = "services")]
+                extras: self.left(r, position.is_none()),
                 // Spec requests carry none (a unit struct without the lock services).
+                #[cfg(not(feature = "services"))]
                 #[allow(clippy::default_constructed_unit_structs)]
                 extras: Extras::default(),
             });
@@ -508,7 +714,11 @@ impl Client {
         }
         let queries: Vec<u32> = self.queries.iter().map(|(id, _)| id).collect();
         for id in queries {
-            self.send(ClientMsg::Query { id });
+            self.send(query_msg(id));
+        }
+        #[cfg(feature = "services")]
+        for (id, ttl) in self.renews.iter().map(|&(id, ttl, _)| (id, ttl)).collect::<Vec<_>>() {
+            self.send(ClientMsg::Renew { id: RequestId(id), ttl });
         }
     }
 
@@ -522,6 +732,12 @@ impl Client {
             ArbiterMsg::Granted { id } => match self.requests.get_mut(id.0) {
                 Some(r) if r.phase == Phase::Queued => {
                     r.phase = Phase::Granted;
+                    // A lease runs from the grant: seen here, it ends no earlier than at
+                    // the arbiter.
+                    #[cfg(feature = "services")]
+                    if let Some(s) = &mut r.service {
+                        s.ends = self.host.now() + s.extras.ttl.map_or(0.0, f64::from);
+                    }
                     self.host.task(id.0 as f64);
                 }
                 // Aborted meanwhile (or unknown): give the grant straight back.
@@ -540,29 +756,97 @@ impl Client {
                     self.host.settle(&r.deferred, false, &e);
                 }
             }
-            // Answers to the lock services' messages (`Acquire`, `Renew`), which spec
-            // requests never send.
+            // The lock services' answers.
             #[cfg(feature = "services")]
-            ArbiterMsg::Expired { .. }
-            | ArbiterMsg::TimedOut { .. }
-            | ArbiterMsg::Renewed { .. }
-            | ArbiterMsg::Deadlock { .. } => {}
-            ArbiterMsg::Snapshot { id, held, pending } => {
-                if let Some(deferred) = self.queries.remove(id) {
-                    let snap = self.host.snapshot();
-                    let mut client: Option<&[u16]> = None;
-                    for (pending, list) in [(false, &held), (true, &pending)] {
-                        for i in list.iter() {
-                            if client != Some(&i.client[..]) {
-                                self.host.entry_client(&snap, &i.client);
-                                client = Some(&i.client);
-                            }
-                            self.host.entry(&snap, pending, &i.name, mode_code(i.mode));
+            ArbiterMsg::Expired { id } => {
+                if let Some(r) = self.requests.get_mut(id.0) {
+                    if matches!(r.phase, Phase::Granted | Phase::Running { held: true }) {
+                        r.phase = Phase::Broken;
+                        let e = self.host.service_error(1, &r.name, &[], false);
+                        self.host.settle(&r.deferred, false, &e);
+                    }
+                }
+            }
+            #[cfg(feature = "services")]
+            ArbiterMsg::TimedOut { id } => {
+                let e = self.host.service_error(0, &JsValue::UNDEFINED, &[], false);
+                self.withdrawn(id.0, &e);
+            }
+            #[cfg(feature = "services")]
+            ArbiterMsg::Busy { id, holder } => {
+                if let Some(r) = self.requests.get(id.0) {
+                    let e = self.host.service_error(2, &r.name, holder.as_deref().unwrap_or(&[]), holder.is_some());
+                    self.withdrawn(id.0, &e);
+                }
+            }
+            #[cfg(feature = "services")]
+            ArbiterMsg::Deadlock { id, cycle } => {
+                let e = self.host.deadlock_error(&self.snapshot(&cycle, &[]));
+                self.withdrawn(id.0, &e);
+            }
+            #[cfg(feature = "services")]
+            ArbiterMsg::DeadlockReport { cycle, .. } => {
+                self.host.report(&self.snapshot(&cycle, &[]));
+            }
+            #[cfg(feature = "services")]
+            ArbiterMsg::Renewed { id, held } => {
+                if let Some(i) = self.renews.iter().position(|&(r, _, _)| r == id.0) {
+                    let (_, ttl, deferred) = self.renews.remove(i);
+                    if held {
+                        if let Some(Request { service: Some(s), .. }) = self.requests.get_mut(id.0) {
+                            s.ends = self.host.now() + f64::from(ttl);
                         }
                     }
+                    self.host.settle(&deferred, true, &JsValue::from_bool(held));
+                }
+            }
+            ArbiterMsg::Snapshot { id, held, pending } => {
+                if let Some(deferred) = self.queries.remove(id) {
+                    let snap = self.snapshot(&held, &pending);
                     self.host.settle(&deferred, true, &snap);
                 }
             }
+        }
+    }
+
+    /// A `LockManagerSnapshot` of these entries (with `holder`s, and lease times for the
+    /// services, where the arbiter sent them).
+    fn snapshot(&self, held: &[crate::protocol::WireLockInfo], pending: &[crate::protocol::WireLockInfo]) -> JsValue {
+        let snap = self.host.snapshot();
+        let mut client: Option<&[u16]> = None;
+        for (pending, list) in [(false, held), (true, pending)] {
+            for i in list.iter() {
+                if client != Some(&i.client[..]) {
+                    self.host.entry_client(&snap, &i.client);
+                    client = Some(&i.client);
+                }
+                self.host.entry(&snap, pending, &i.name, mode_code(i.mode));
+                #[cfg(feature = "services")]
+                {
+                    if let Some(label) = &i.label {
+                        self.host.label(&snap, label);
+                    }
+                    if let Some(ms) = i.expires_in {
+                        self.host.expires(&snap, ms);
+                    }
+                }
+            }
+        }
+        snap
+    }
+
+    /// A waiting lock service request that the arbiter withdrew (timeout, `ifAvailable`,
+    /// deadlock): it rejects with `error`.
+    #[cfg(feature = "services")]
+    fn withdrawn(&mut self, id: u64, error: &JsValue) {
+        if !matches!(self.requests.get(id), Some(r) if r.phase == Phase::Queued) {
+            return;
+        }
+        if let Some(r) = self.requests.remove(id) {
+            if let Some((signal, token)) = &r.signal {
+                self.host.unlisten(signal, token);
+            }
+            self.host.settle(&r.deferred, false, error);
         }
     }
 }
@@ -591,11 +875,21 @@ pub fn run_task(id: f64) {
         if let Some((signal, token)) = r.signal.take() {
             c.host.unlisten(&signal, &token);
         }
-        Some((c.host.clone().unchecked_into::<Host>(), r.callback.clone(), r.name.clone(), mode))
+        #[cfg(feature = "services")]
+        let service = r.service.is_some();
+        #[cfg(not(feature = "services"))]
+        let service = false;
+        Some((c.host.clone().unchecked_into::<Host>(), r.callback.clone(), r.name.clone(), mode, service))
     })
     .flatten();
     // User code runs with no borrow held: it may call request() again.
-    if let Some((host, callback, name, mode)) = call {
+    if let Some((host, callback, name, mode, service)) = call {
+        #[cfg(feature = "services")]
+        if service {
+            host.grant(&callback, &name, mode, id as f64);
+            return;
+        }
+        let _ = service;
         host.invoke(&callback, &name, mode, id as f64);
     }
 }

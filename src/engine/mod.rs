@@ -206,6 +206,18 @@ impl Engine {
         self.entries.get(key).map(|e| (&e.name, e.mode))
     }
 
+    /// The requests holding `name`, in grant order.
+    pub fn holders(&self, name: &[u16]) -> impl Iterator<Item = RequestKey> + '_ {
+        self.names.get(name).into_iter().flat_map(|state| state.held.iter().map(|(_, &(key, _))| key))
+    }
+
+    /// Whether `client` holds any lock.
+    pub fn holds_any(&self, client: ClientId) -> bool {
+        let (first, last) =
+            (RequestKey { client, request: RequestId(0) }, RequestKey { client, request: RequestId(u64::MAX) });
+        self.entries.range(first, last).any(|(_, e)| matches!(e.place, Place::Held(_)))
+    }
+
     /// Whether `key` is currently waiting in a queue.
     pub fn is_queued(&self, key: RequestKey) -> bool {
         matches!(self.entries.get(key), Some(Entry { place: Place::Queued(_), .. }))

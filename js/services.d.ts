@@ -31,6 +31,15 @@ export interface LockHandle {
   [Symbol.dispose](): void;
 }
 
+// `await using` needs these symbols (lib esnext.disposable); declared here too, so that
+// projects with an older `lib` type-check (the declarations merge with TypeScript's own).
+declare global {
+  interface SymbolConstructor {
+    readonly asyncDispose: unique symbol;
+    readonly dispose: unique symbol;
+  }
+}
+
 /** Requests a lock; resolves to its handle once granted. */
 export function acquire(name: string, options?: AcquireOptions): Promise<LockHandle>;
 

@@ -22,9 +22,13 @@ const dir = resolve(args.find((a) => !a.startsWith("--")) ?? join(root, "dist"))
 // What each kind of context downloads. A window loads either the ESM entry (with its
 // imports, a glue module and its wasm) or the classic script; a worker loads the classic
 // script with importScripts(). The ESM entry loads the client half of the wasm where the
-// arbiter runs in the SharedWorker, the full module where this context may host it. The
-// SharedWorker that hosts the arbiter runs the classic script (once per origin).
+// arbiter runs in the SharedWorker, the full module (which has the lock services, and
+// their half of the host) where this context may host it. A page that imports
+// web-locks-wasm/services loads the client half with the services. The classic script
+// carries the services' client half; web-locks-arbiter.js, next to it, the full module:
+// the SharedWorker's script, also fetched by a classic context that hosts the arbiter.
 const ESM = ["index.js", "core.js", "coord.js"];
+const FULL = ["web_locks_wasm.js", "services-host.js", "web_locks_wasm_bg.wasm"];
 const PATHS = [
   {
     key: "page_esm",
@@ -32,14 +36,19 @@ const PATHS = [
     files: [...ESM, "web_locks_client.js", "web_locks_client_bg.wasm"],
   },
   {
+    key: "page_esm_services",
+    label: "window, ESM with the lock services (`web-locks-wasm/services`), arbiter in the SharedWorker",
+    files: [...ESM, "services.js", "services-api.js", "services-host.js", "web_locks_services.js", "web_locks_services_bg.wasm"],
+  },
+  {
     key: "page_esm_full",
     label: "window or module worker, ESM, local mode (the arbiter in the wasm, no coordination)",
-    files: [...ESM, "web_locks_wasm.js", "web_locks_wasm_bg.wasm"],
+    files: [...ESM, ...FULL],
   },
   {
     key: "esm_host",
     label: "module worker, or window without SharedWorker, ESM, hosting the origin's arbiter",
-    files: [...ESM, "arbiter.js", "web_locks_wasm.js", "web_locks_wasm_bg.wasm"],
+    files: [...ESM, "arbiter.js", ...FULL],
   },
   { key: "page_classic", label: "window, classic script (`<script src>`), arbiter in the SharedWorker", files: ["web-locks.js"] },
   {

@@ -13,17 +13,17 @@ step "format, lints, docs"
 cargo fmt --check
 cargo clippy --all-targets -q -- -D warnings
 cargo clippy --lib --tests --target wasm32-unknown-unknown --features arbiter -q -- -D warnings
-# The package's two wasm modules: no_std (feature slim), with and without the arbiter, and
-# without the Rust API (feature api, for Rust apps; it needs std).
-cargo clippy --lib --target wasm32-unknown-unknown --no-default-features --features arbiter,slim -q -- -D warnings
+# The package's three wasm modules: no_std (feature slim), with and without the arbiter
+# and the lock services, without the Rust API (feature api, for Rust apps; it needs std).
+cargo clippy --lib --target wasm32-unknown-unknown --no-default-features --features arbiter,slim,services -q -- -D warnings
 cargo clippy --lib --target wasm32-unknown-unknown --no-default-features --features bindings,slim -q -- -D warnings
+cargo clippy --lib --target wasm32-unknown-unknown --no-default-features --features bindings,slim,services -q -- -D warnings
+cargo clippy --lib --target wasm32-unknown-unknown --no-default-features --features arbiter,slim -q -- -D warnings
 # The Rust API without its local mode.
 cargo clippy --lib --target wasm32-unknown-unknown --no-default-features --features api -q -- -D warnings
-# The chaos runner's test build: the arbiter with its decision log (feature trace); the
-# lock services' protocol and arbiter (feature services, not in the package yet).
+# The chaos runner's test build: the arbiter with its decision log (feature trace).
 cargo clippy --all-targets --features trace,services -q -- -D warnings
-cargo clippy --lib --target wasm32-unknown-unknown --no-default-features --features arbiter,slim,trace -q -- -D warnings
-cargo clippy --lib --target wasm32-unknown-unknown --no-default-features --features arbiter,slim,services -q -- -D warnings
+cargo clippy --lib --target wasm32-unknown-unknown --no-default-features --features arbiter,slim,services,trace -q -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -q
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -q --features trace,services
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -q --target wasm32-unknown-unknown # the Rust API (feature api)
@@ -56,6 +56,7 @@ node scripts/size.mjs
 
 step "types against lib.dom"
 node_modules/.bin/tsc -p tests/types
+node_modules/.bin/tsc -p tests/types/tsconfig.esnext.json
 
 step "the npm tarball as a consumer installs it: contents, exports in Node and TypeScript, publint, arethetypeswrong"
 node tests/package/run.mjs
@@ -65,6 +66,9 @@ node tests/entry/run.mjs
 
 step "bundler: the app built with Vite finds the SharedWorker and the wasm (new URL(..., import.meta.url))"
 node tests/bundler/run.mjs
+
+step "lock services (web-locks-wasm/services, self.WebLocksWasm) across tabs and a worker (tests/services)"
+node tests/services/run.mjs
 
 step "conformance: ours (window + dedicated worker) and Chromium's native; ours on a real insecure origin (http://intranet.test)"
 node tests/conformance/run.mjs

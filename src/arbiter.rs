@@ -361,7 +361,9 @@ impl Arbiter {
                 let name: Rc<[u16]> = name.into();
                 if self.engine.request(key, name.clone(), mode, flags, &mut self.effects).is_err() {
                     self.rejected += 1;
-                } else if let Some(i) = self.effects.iter().position(|e| matches!(e, Effect::Unavailable(k) if *k == key)) {
+                } else if let Some(i) =
+                    self.effects.iter().position(|e| matches!(e, Effect::Unavailable(k) if *k == key))
+                {
                     // Not available: answered with the label of a holder (`LockHeldError`).
                     self.effects.remove(i);
                     #[cfg(feature = "trace")]
@@ -446,7 +448,8 @@ impl Arbiter {
                     };
                     #[cfg(feature = "services")]
                     let (label, expires_in) = {
-                        let x = self.extras.get(RequestKey { client: i.client, request: i.request }).filter(|_| labeled);
+                        let x =
+                            self.extras.get(RequestKey { client: i.client, request: i.request }).filter(|_| labeled);
                         let label = x.and_then(|x| x.holder.as_ref()).map(|h| h.to_vec());
                         let expires_in = match (x.and_then(|x| x.deadline), held_now) {
                             (Some(d), true) => Some(d.saturating_sub(self.now).min(u64::from(u32::MAX)) as u32),

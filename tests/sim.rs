@@ -573,7 +573,7 @@ impl Sim {
                 let mut steal = None;
                 match &msg {
                     #[cfg(feature = "services")]
-                    ClientMsg::Acquire { .. } | ClientMsg::Renew { .. } => {
+                    ClientMsg::Acquire { .. } | ClientMsg::Renew { .. } | ClientMsg::QueryLabeled { .. } => {
                         unreachable!("the simulation sends no lock service messages")
                     }
                     ClientMsg::Request { id: request, name, mode, flags } => {
@@ -670,9 +670,13 @@ impl Sim {
                 ArbiterMsg::Expired { .. }
                 | ArbiterMsg::TimedOut { .. }
                 | ArbiterMsg::Renewed { .. }
-                | ArbiterMsg::Deadlock { .. } => {
+                | ArbiterMsg::Deadlock { .. }
+                | ArbiterMsg::Busy { .. } => {
                     unreachable!("no lock service messages here")
                 }
+                // A spec request closed a cycle: only a report, nothing changes.
+                #[cfg(feature = "services")]
+                ArbiterMsg::DeadlockReport { .. } => continue,
                 ArbiterMsg::Granted { id: request } => {
                     let key = RequestKey { client: *id, request: *request };
                     stealer_granted |= Some(key) == steal;
@@ -811,9 +815,13 @@ impl Sim {
             ArbiterMsg::Expired { .. }
             | ArbiterMsg::TimedOut { .. }
             | ArbiterMsg::Renewed { .. }
-            | ArbiterMsg::Deadlock { .. } => {
+            | ArbiterMsg::Deadlock { .. }
+            | ArbiterMsg::Busy { .. } => {
                 unreachable!("no lock service messages here")
             }
+            // A spec request closed a cycle: only a report, nothing changes.
+            #[cfg(feature = "services")]
+            ArbiterMsg::DeadlockReport { .. } => return Ok(()),
             ArbiterMsg::Granted { id }
             | ArbiterMsg::Unavailable { id }
             | ArbiterMsg::Stolen { id }
@@ -1950,7 +1958,7 @@ impl FSim {
         let mut processed = Vec::new();
         match msg {
             #[cfg(feature = "services")]
-            ClientMsg::Acquire { .. } | ClientMsg::Renew { .. } => {
+            ClientMsg::Acquire { .. } | ClientMsg::Renew { .. } | ClientMsg::QueryLabeled { .. } => {
                 unreachable!("the simulation sends no lock service messages")
             }
             ClientMsg::Hello { client: label, restore } => {
@@ -2115,9 +2123,13 @@ impl FSim {
                 ArbiterMsg::Expired { .. }
                 | ArbiterMsg::TimedOut { .. }
                 | ArbiterMsg::Renewed { .. }
-                | ArbiterMsg::Deadlock { .. } => {
+                | ArbiterMsg::Deadlock { .. }
+                | ArbiterMsg::Busy { .. } => {
                     unreachable!("no lock service messages here")
                 }
+                // A spec request closed a cycle: only a report, nothing changes.
+                #[cfg(feature = "services")]
+                ArbiterMsg::DeadlockReport { .. } => continue,
                 ArbiterMsg::Granted { id } => {
                     grant_index += 1;
                     let rk = (client, *id);
@@ -2280,9 +2292,13 @@ impl FSim {
             ArbiterMsg::Expired { .. }
             | ArbiterMsg::TimedOut { .. }
             | ArbiterMsg::Renewed { .. }
-            | ArbiterMsg::Deadlock { .. } => {
+            | ArbiterMsg::Deadlock { .. }
+            | ArbiterMsg::Busy { .. } => {
                 unreachable!("no lock service messages here")
             }
+            // A spec request closed a cycle: only a report, nothing changes.
+            #[cfg(feature = "services")]
+            ArbiterMsg::DeadlockReport { .. } => return Ok(()),
             ArbiterMsg::Granted { id }
             | ArbiterMsg::Unavailable { id }
             | ArbiterMsg::Stolen { id }

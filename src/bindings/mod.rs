@@ -567,7 +567,12 @@ impl Client {
         )
     }
 
-    fn start_with(&mut self, args: Args, units: Vec<u16>, #[cfg(feature = "services")] service: Option<Service>) -> JsValue {
+    fn start_with(
+        &mut self,
+        args: Args,
+        units: Vec<u16>,
+        #[cfg(feature = "services")] service: Option<Service>,
+    ) -> JsValue {
         let id = self.next_request;
         self.next_request += 1;
         let deferred = self.host.defer();

@@ -258,9 +258,18 @@ impl Arbiter {
         // over (it would be granted after its timeout).
         let (waits, leases): (Vec<RequestKey>, Vec<RequestKey>) =
             ended.into_iter().partition(|&k| self.engine.is_queued(k));
-        for key in waits.into_iter().chain(leases) {
+        let n_waits = waits.len();
+        for (i, key) in waits.into_iter().chain(leases).enumerate() {
             self.extras.remove(key);
-            let held = self.engine.is_held(key);
+            let held = if i < n_waits {
+                // A wait that ran out may have been granted a moment ago, by the end of
+                // another wait in this same pass: that grant has not gone out yet, and
+                // the request is withdrawn all the same (never granted after its time).
+                self.effects.retain(|e| !matches!(e, Effect::Granted(k) | Effect::Queued(k, _) if *k == key));
+                false
+            } else {
+                true
+            };
             if !self.engine.release(key, &mut self.effects) {
                 continue;
             }
@@ -1022,6 +1031,34 @@ mod service_tests {
         out.clear();
         a.handle(cb, ClientMsg::Release { id: RequestId(1) }, &mut out);
         assert_eq!(out, [(ca, ArbiterMsg::Granted { id: RequestId(2) })]);
+    }
+
+    #[test]
+    fn waits_that_run_out_together_are_never_granted_by_each_other() {
+        // Found by tests/services_sim.rs: b's wait ended, which made c's request (behind
+        // it, due at the same moment) grantable; c was then granted and at once "expired".
+        let (mut a, mut out) = (Arbiter::new(), Vec::new());
+        let ca = hello(&mut a, "a", vec![], &mut out);
+        let cb = hello(&mut a, "b", vec![], &mut out);
+        let cc = hello(&mut a, "c", vec![], &mut out);
+        let shared = |id, ttl, timeout| ClientMsg::Acquire {
+            id: RequestId(id),
+            name: u("x"),
+            mode: LockMode::Shared,
+            flags: RequestFlags::default(),
+            extras: Extras { label: None, ttl, timeout },
+        };
+        a.handle(ca, shared(1, None, None), &mut out); // a holds x, shared
+        a.handle(cb, acquire(1, "x", None, None, Some(100)), &mut out); // b waits, exclusive
+        a.handle(cc, shared(1, Some(50), Some(100)), &mut out); // c waits behind b, shared
+        out.clear();
+        a.advance(100, &mut out);
+        assert_eq!(
+            out,
+            [(cb, ArbiterMsg::TimedOut { id: RequestId(1) }), (cc, ArbiterMsg::TimedOut { id: RequestId(1) })]
+        );
+        assert!(a.engine().snapshot().pending.is_empty());
+        assert_eq!(a.engine().snapshot().held.len(), 1);
     }
 
     #[test]

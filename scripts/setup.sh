@@ -28,6 +28,15 @@ if ! command -v firefox-esr >/dev/null; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends firefox-esr >/dev/null
 fi
 
+# 1c. WebKitGTK (MiniBrowser + WebKitWebDriver) and a virtual display (MiniBrowser has no
+# headless mode), for the conformance suite in a third engine.
+if ! command -v WebKitWebDriver >/dev/null || ! command -v xvfb-run >/dev/null || ! command -v xauth >/dev/null; then
+  log "installing webkit2gtk-driver + xvfb (apt)"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends webkit2gtk-driver xvfb xauth >/dev/null
+fi
+
 # 2. wasm target.
 if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   log "adding rust target wasm32-unknown-unknown"

@@ -70,9 +70,13 @@ node tests/bundler/run.mjs
 step "lock services (web-locks-wasm/services, self.WebLocksWasm) across tabs and a worker (tests/services)"
 node tests/services/run.mjs
 
-step "conformance: ours (window + dedicated worker) and Chromium's native; ours on a real insecure origin (http://intranet.test)"
+step "conformance: ours (window + dedicated worker) and the native API, in Chromium, Firefox ESR and WebKitGTK; ours on a real insecure origin (http://intranet.test)"
 node tests/conformance/run.mjs
 node tests/conformance/run.mjs --insecure
+# Firefox ESR (puppeteer over WebDriver BiDi; also two tabs contending and a holder tab
+# closed) and WebKitGTK (MiniBrowser over WebDriver, in Xvfb): ours against each engine's own.
+node tests/conformance/firefox.mjs
+xvfb-run -a node tests/conformance/webkit.mjs
 
 step "cross-context end-to-end: tabs, frames, workers, crashes, arbiter kills (tests/e2e)"
 node tests/e2e/run.mjs

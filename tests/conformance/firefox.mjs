@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Cross-engine check in Firefox ESR (Debian's firefox-esr, driven by puppeteer-core over
-// WebDriver BiDi; playwright-core cannot drive it). Not part of the test command:
+// WebDriver BiDi; playwright-core cannot drive it). Run by the test command (scripts/setup.sh installs both):
 //   apt-get install firefox-esr && node tests/conformance/firefox.mjs   (after the build)
 //
 // 1. Our conformance suite (tests/conformance/page.html) against Firefox's native

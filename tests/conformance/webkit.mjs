@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Cross-engine check in WebKitGTK (Debian's MiniBrowser, driven by WebKitWebDriver over plain
-// W3C WebDriver; MiniBrowser has no headless mode, hence Xvfb). Not part of the test command:
+// W3C WebDriver; MiniBrowser has no headless mode, hence Xvfb). Run by the test command (scripts/setup.sh installs both):
 //   apt-get install webkit2gtk-driver xvfb xauth
 //   xvfb-run -a node tests/conformance/webkit.mjs      (after the build)
 //

@@ -9,19 +9,26 @@
 // SharedWorker's script, and this one fetches it (a <script> element in a window,
 // importScripts() in a worker) only where this context has to host the arbiter: a window
 // without SharedWorker, a worker, local mode.
-import { configure, install, setLoader } from "./core.js";
+import { configure, host, install, polyfillManager, setLoader } from "./core.js";
+import { propagate } from "./frames.js";
 import * as coord from "./coord.js";
 import { fromHex, HOOK } from "./hex.js";
 import { installServicesHost } from "./services-host.js";
 import * as services from "./services-api.js";
 import initWasm, * as glue from "../build/pkg/web_locks_services.js";
 
+/* global __WEB_LOCKS_SELF__, __WEB_LOCKS_FROM__ */
 const g = globalThis;
 const doc = g.document;
+// scripts/build.mjs wraps this script in `(function __WEB_LOCKS_SELF__(__WEB_LOCKS_FROM__)
+// {...})()`: in a child realm that a parent's copy set up (js/frames.js), the parent's
+// script URL comes in as __WEB_LOCKS_FROM__, and this realm gets the polyfill in force.
+const inherited = typeof __WEB_LOCKS_FROM__ === "string" ? __WEB_LOCKS_FROM__ : null;
+const script = doc && doc.currentScript;
 
 // This script's own URL, read while it runs: `document.currentScript` in a window; in a
 // worker (importScripts) the stack of an error made now, whose innermost frame is here.
-let own = doc && doc.currentScript ? doc.currentScript.src : null;
+let own = inherited || (script ? script.src : null);
 if (!doc) {
   const m = /(?:https?|file|blob):[^\s()@]+?(?=:\d+:\d+)/.exec(String(new Error().stack));
   own = m && m[0];
@@ -33,7 +40,11 @@ const loadClient = () =>
   client ||
   (client = Promise.resolve().then(async () => {
     // After the caller's synchronous part: a window constructs the SharedWorker first.
-    await initWasm({ module_or_path: fromHex(__WASM_HEX__) });
+    const bytes = fromHex(__WASM_HEX__);
+    // A realm that is no longer fully active (a removed iframe) runs no more tasks, so an
+    // asynchronous instantiation would never finish there; its calls must still reject.
+    if (host.active()) await initWasm({ module_or_path: bytes });
+    else glue.initSync({ module: bytes });
     return glue;
   }));
 
@@ -78,7 +89,12 @@ if (typeof g.ServiceWorkerGlobalScope === "function" && g instanceof g.ServiceWo
   loadAddon().catch(() => {});
 }
 if (arbiterUrl) configure({ workerUrl: arbiterUrl });
-install();
+const inForce = install({ force: !!inherited });
+// Where the polyfill is in force in a window, its same-origin child realms get it too
+// (js/frames.js), unless the script tag says `data-frames="off"`.
+if (doc && inForce === polyfillManager() && own && !(script && script.dataset && script.dataset.frames === "off")) {
+  propagate(g, String(__WEB_LOCKS_SELF__), own, script && script.nonce);
+}
 // The lock services (web-locks-wasm/services) on one global, as the ESM entry exports them.
 g.WebLocksWasm = {
   acquire: services.acquire,
@@ -87,4 +103,6 @@ g.WebLocksWasm = {
   LockBackend: services.LockBackend,
   LockHeldError: services.LockHeldError,
   DeadlockError: services.DeadlockError,
+  LockHandle: services.LockHandle,
+  SCRIPT_LOCK: services.SCRIPT_LOCK,
 };

@@ -91,16 +91,23 @@ function connect([exports, early]) {
 
 function load() {
   if (!loading) {
-    loading = Promise.resolve()
+    let active;
+    // Not `Promise.resolve().then(...)`: Parcel 2 rewrites the import() inside such a
+    // callback into something that breaks (parcel-bundler/parcel#8116; tests/bundler).
+    loading = new Promise((r) => r())
       .then(() => {
         if (!loader) throw new Error("web-locks-wasm: no wasm loader configured");
         clientId = uuid();
-        const shared = config.mode !== "local" && typeof BroadcastChannel === "function" && g.indexedDB;
+        // A realm that is no longer fully active (a removed iframe) runs no more tasks, so
+        // nothing that waits for one may be started there: its calls only ever reject
+        // (InvalidStateError), which the client half does alone, unconnected.
+        active = host.active();
+        const shared = active && config.mode !== "local" && typeof BroadcastChannel === "function" && g.indexedDB;
         const isWindow = typeof g.document !== "undefined";
         // A window whose arbiter runs in the SharedWorker loads the client half of the
         // wasm only; a context that may host the arbiter (local mode, workers, windows
         // without SharedWorker) loads the full module.
-        const clientOnly = shared && isWindow && !!config.workerUrl && typeof SharedWorker === "function";
+        const clientOnly = !active || (shared && isWindow && !!config.workerUrl && typeof SharedWorker === "function");
         return import("./coord.js").then((m) => {
           coord = m;
           return Promise.all([loader(!clientOnly), shared ? m.preconnect(clientId, isWindow && config.workerUrl) : null]);
@@ -108,7 +115,7 @@ function load() {
       })
       // Local after all (no probe database): the in-context arbiter is in the full module.
       .then(([exports, early]) =>
-        exports.ArbiterHost || (early && early.probe) ? [exports, early] : loader(true).then((full) => [full, early]),
+        exports.ArbiterHost || (early && early.probe) || !active ? [exports, early] : loader(true).then((full) => [full, early]),
       )
       .then(connect)
       .then(

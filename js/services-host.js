@@ -11,7 +11,7 @@ const g = globalThis;
 /** `acquire()` with `ifAvailable` found the lock held. */
 export class LockHeldError extends Error {
   constructor(lockName, holder = null) {
-    super(`The lock "${lockName}" is held${holder === null ? "" : ` by ${holder}`}.`);
+    super(`The lock "${lockName}" is held${holder === null ? "" : ` by "${holder}"`}.`);
     this.name = "LockHeldError";
     this.code = "LOCK_HELD";
     this.lockName = lockName;

@@ -14,7 +14,7 @@ export interface AcquireOptions {
   ttl?: number;
 }
 
-/** A lock held outside a callback. */
+/** A lock held outside a callback (no public constructor). */
 export interface LockHandle {
   readonly name: string;
   readonly mode: LockMode;
@@ -39,6 +39,9 @@ declare global {
     readonly dispose: unique symbol;
   }
 }
+
+/** The interface object of the handles (`instanceof LockHandle`); not constructible. */
+export const LockHandle: { prototype: LockHandle; new (): never };
 
 /** Requests a lock; resolves to its handle once granted. */
 export function acquire(name: string, options?: AcquireOptions): Promise<LockHandle>;

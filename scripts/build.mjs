@@ -158,6 +158,10 @@ for (const [entry, out, name, plugins] of [
   ["js/classic.js", "web-locks.js", "web_locks_services", []],
   ["js/classic-arbiter.js", "web-locks-arbiter.js", "web_locks_wasm", [sharedCoord]],
 ]) {
+  // web-locks.js runs its own source again in same-origin child realms (js/frames.js): it
+  // is wrapped in a named function that it can read back, with the parent's script URL as
+  // its argument there (nothing in the global scope).
+  const wrap = out === "web-locks.js";
   await esbuild.build({
     entryPoints: [join(root, entry)],
     bundle: true,
@@ -168,6 +172,7 @@ for (const [entry, out, name, plugins] of [
     plugins,
     define: { __WASM_HEX__: hex(name), "import.meta.url": '""', WEB_LOCKS_TRACE: String(trace) },
     logLevel: "warning",
+    ...(wrap ? { banner: { js: "(function __WEB_LOCKS_SELF__(__WEB_LOCKS_FROM__){" }, footer: { js: "})();" } } : {}),
   });
 }
 

@@ -64,11 +64,13 @@ node tests/package/run.mjs
 step "entry points"
 node tests/entry/run.mjs
 
-step "bundler: the app built with Vite finds the SharedWorker and the wasm (new URL(..., import.meta.url))"
+step "bundlers: the same app built with Vite, webpack, esbuild, Rollup and Parcel (tests/bundler: SharedWorker, wasm, a module worker, one lock space)"
 node tests/bundler/run.mjs
 
 step "lock services (web-locks-wasm/services, self.WebLocksWasm) across tabs and a worker (tests/services)"
 node tests/services/run.mjs
+# The show-control mixer (www/mixer.html): two desks drag faders in two tabs.
+node tests/mixer/run.mjs
 
 step "conformance: ours (window + dedicated worker) and the native API, in Chromium, Firefox ESR and WebKitGTK; ours on a real insecure origin (http://intranet.test)"
 node tests/conformance/run.mjs

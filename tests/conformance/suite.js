@@ -547,6 +547,108 @@
     t.assert(!(w.navigator.locks instanceof LockManager), "not instanceof the parent's LockManager");
   });
 
+  // Same-origin child realms that never load a script of their own (an iframe made by
+  // script, srcdoc, document.write, a popup): each has its own navigator.locks (issue #11).
+  function blankFrame(t, setup) {
+    const f = document.createElement('iframe');
+    if (setup) setup(f);
+    document.body.appendChild(f);
+    t.cleanup(() => f.remove());
+    return f;
+  }
+  function loaded(f) {
+    return new Promise((resolve) => f.addEventListener('load', resolve, { once: true }));
+  }
+
+  windowTest('R-02 an about:blank iframe made by script has a LockManager of its own realm', async (t) => {
+    const f = blankFrame(t);
+    const w = f.contentWindow;
+    const lm = w.navigator.locks;
+    t.assert(lm, 'the iframe has navigator.locks');
+    t.assert(lm !== navigator.locks, 'not the parent manager');
+    t.assert(lm instanceof w.LockManager && !(lm instanceof LockManager), "an instance of the iframe's own LockManager");
+    const name = t.uniq();
+    const cb = w.eval('(function (lock) { return lock && lock.name; })');
+    const p = lm.request(name, cb);
+    t.assert(w.Promise.resolve(p) === p, "request() returns a promise of the iframe's realm");
+    t.assertEquals(await p, name, 'granted in the iframe');
+    const q = lm.query();
+    t.assert(w.Promise.resolve(q) === q, "query() returns a promise of the iframe's realm");
+    await q;
+    const e = await t.rejection(lm.request('-x', cb));
+    t.assert(e instanceof w.DOMException && !(e instanceof DOMException), "a NotSupportedError of the iframe's realm");
+    t.assertEquals(e.name, 'NotSupportedError');
+    const te = await t.rejection(lm.request(name));
+    t.assert(te instanceof w.TypeError && !(te instanceof TypeError), "a TypeError of the iframe's realm");
+  });
+
+  windowTest('R-02 srcdoc, document.write and window.open("") realms have navigator.locks', async (t) => {
+    const s = blankFrame(t, (f) => { f.srcdoc = '<p>srcdoc</p>'; });
+    await loaded(s);
+    const sw = s.contentWindow;
+    t.assert(sw.navigator.locks instanceof sw.LockManager, 'srcdoc iframe');
+    t.assertEquals(await sw.navigator.locks.request(t.uniq(), sw.eval('(function (l) { return !!l; })')), true, 'srcdoc iframe grants');
+    const d = blankFrame(t);
+    const doc = d.contentDocument;
+    doc.open();
+    doc.write('<!doctype html><p>written</p>');
+    doc.close();
+    const dw = d.contentWindow;
+    t.assert(dw.navigator.locks instanceof dw.LockManager, 'document.write frame');
+    t.assertEquals(await dw.navigator.locks.request(t.uniq(), dw.eval('(function (l) { return !!l; })')), true, 'document.write frame grants');
+    const pw = window.open('', '_blank');
+    if (!pw) t.skip('popups are blocked here');
+    t.cleanup(() => pw.close());
+    t.assert(pw.navigator.locks instanceof pw.LockManager, 'popup');
+    t.assertEquals(await pw.navigator.locks.request(t.uniq(), pw.eval('(function (l) { return !!l; })')), true, 'popup grants');
+  });
+
+  windowTest('R-10 a removed about:blank iframe rejects request() and query() with its realm\'s InvalidStateError', async (t) => {
+    const f = blankFrame(t);
+    const w = f.contentWindow;
+    const lm = w.navigator.locks;
+    const cb = w.eval('(function () { throw new Error("callback must not run"); })');
+    const realm = { DOMException: w.DOMException, TypeError: w.TypeError };
+    f.remove();
+    for (const [what, p] of [['request()', lm.request(t.uniq(), cb)], ['request("-")', lm.request('-', cb)], ['query()', lm.query()]]) {
+      const e = await t.rejection(p);
+      t.assertEquals(e && e.name, 'InvalidStateError', what);
+      t.assert(e instanceof realm.DOMException && !(e instanceof DOMException), `${what}: the iframe's DOMException`);
+    }
+  });
+
+  windowTest('R-02 a re-inserted iframe gets a new LockManager that works', async (t) => {
+    const f = blankFrame(t);
+    const before = f.contentWindow.navigator.locks;
+    f.remove();
+    document.body.appendChild(f);
+    const w = f.contentWindow;
+    const after = w.navigator.locks;
+    t.assert(after && after !== before, 'a new LockManager');
+    t.assertEquals(await after.request(t.uniq(), w.eval('(function (l) { return !!l; })')), true, 'it grants');
+  });
+
+  crossTest('R-27 a lock held in an about:blank iframe blocks its parent; query() shows the iframe\'s own clientId', async (t) => {
+    const f = blankFrame(t);
+    const w = f.contentWindow;
+    const name = t.uniq();
+    let release;
+    const held = w.navigator.locks.request(name, w.eval('(function (r) { return function () { return new Promise(function (res) { r(res); }); }; })')((r) => (release = r)));
+    await t.waitFor(async () => (await t.snapshot(name)).held.length === 1, "the iframe's lock in the parent's query()");
+    t.assertEquals(await navigator.locks.request(name, { ifAvailable: true }, (l) => l), null, 'the parent cannot take it');
+    const theirs = (await t.snapshot(name)).held[0].clientId;
+    const mine = t.uniq('mine');
+    await navigator.locks.request(mine, async () => {
+      const me = (await t.snapshot(mine)).held[0].clientId;
+      t.assert(theirs !== me, 'the iframe is a client of its own');
+    });
+    const w2 = t.req(name);
+    await t.waitPending(name, 1);
+    release();
+    await held;
+    t.assert((await w2.granted) instanceof Lock, "the parent's request is granted once the iframe released it");
+  });
+
   // ------------------------------------------------------------------ R-03 argument count
   test('R-03 request() with no arguments rejects with TypeError', async (t) => {
     await t.assertRejects(L().request(), 'TypeError');

@@ -206,7 +206,7 @@ await test("ifAvailable: LockHeldError names the holder's label", async (ctx) =>
       return { name: e.name, code: e.code, lockName: e.lockName, holder: e.holder, message: e.message };
     }
   });
-  assert.deepEqual(r, { name: "LockHeldError", code: "LOCK_HELD", lockName: "fader-1", holder: "Desk 2", message: 'The lock "fader-1" is held by Desk 2.' });
+  assert.deepEqual(r, { name: "LockHeldError", code: "LOCK_HELD", lockName: "fader-1", holder: "Desk 2", message: 'The lock "fader-1" is held by "Desk 2".' });
   const after = await b.evaluate(() => L.query());
   assert.equal(after.pending.length, 0, "nothing left in the queue");
 });

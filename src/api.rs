@@ -26,8 +26,10 @@
 //!
 //! Not there yet (see the README): `LockManager::polyfill()` finds this package's
 //! polyfill only where the page loaded it (`dist/web-locks.js` or the npm package); the
-//! crate does not start one by itself. `holder` and `ttl` (the lock services) are
-//! refused with [`LockError::NotSupported`] on every manager for now.
+//! crate does not start one by itself. `holder` and `ttl` (the lock services) work over
+//! that polyfill where the page loaded the classic script (`self.WebLocksWasm`), and are
+//! refused with [`LockError::NotSupported`] elsewhere (the browser's own manager, local
+//! mode).
 
 use alloc::rc::Rc;
 use alloc::string::String;
@@ -102,6 +104,50 @@ export function start(locks, name, shared, ifAvailable, steal, signal, timeout) 
   };
   return h;
 }
+// The same shape over the lock services of this package's polyfill (the classic script's
+// `self.WebLocksWasm.acquire`), for `holder` and `ttl`.
+export function services(locks) {
+  const s = globalThis.WebLocksWasm;
+  return isPolyfill(locks) && s && typeof s.acquire === "function" ? s : null;
+}
+export function startService(s, name, shared, ifAvailable, steal, signal, timeout, holder, ttl) {
+  const h = { cancelled: false, handle: null };
+  const ctl = new AbortController();
+  const opts = { mode: shared ? "shared" : "exclusive", ifAvailable, steal };
+  if (typeof holder === "string") opts.holder = holder;
+  if (ttl >= 0) opts.ttl = ttl;
+  if (timeout >= 0) opts.timeout = timeout;
+  if (steal || ifAvailable) {
+    if (signal) opts.signal = signal;
+  } else opts.signal = signal ? AbortSignal.any([ctl.signal, signal]) : ctl.signal;
+  let over;
+  h.done = new Promise((r) => (over = r));
+  h.first = s.acquire(name, opts).then(
+    (handle) => {
+      if (h.cancelled) {
+        handle.release().then(over);
+        return null;
+      }
+      h.handle = handle;
+      // Taken away (a steal, the lease): the guard is no longer held.
+      handle.signal.addEventListener("abort", () => over(), { once: true });
+      return handle;
+    },
+    (e) => {
+      over();
+      if (e && e.name === "LockHeldError") return null;
+      throw e;
+    },
+  );
+  Object.defineProperty(h, "held", { get: () => !!h.handle && h.handle.held });
+  h.release = () => h.handle && h.handle.release().then(over);
+  h.cancel = () => {
+    h.cancelled = true;
+    if (h.handle) h.release();
+    else ctl.abort(new DOMException("The lock future was dropped.", "AbortError"));
+  };
+  return h;
+}
 export function release(h) {
   if (h.release) h.release();
   return h.done.then(() => {}, () => {});
@@ -114,7 +160,7 @@ export function after(ms, f) { return setTimeout(f, ms); }
 export function clearAfter(t) { clearTimeout(t); }
 export function onAbort(signal, f) { signal.addEventListener("abort", f, { once: true }); return f; }
 export function offAbort(signal, f) { signal.removeEventListener("abort", f); }
-export function errorName(e) { return e instanceof DOMException ? e.name : ""; }
+export function errorName(e) { return e instanceof DOMException || (e && e.name === "DeadlockError") ? e.name : ""; }
 export function errorMessage(e) { return e && typeof e.message === "string" ? e.message : String(e); }
 "#)]
 extern "C" {
@@ -129,6 +175,20 @@ extern "C" {
         steal: bool,
         signal: Option<web_sys::AbortSignal>,
         timeout: f64,
+    ) -> JsValue;
+    fn services(locks: &JsValue) -> JsValue;
+    #[allow(clippy::too_many_arguments)]
+    #[wasm_bindgen(js_name = startService)]
+    fn start_service(
+        services: &JsValue,
+        name: &str,
+        shared: bool,
+        if_available: bool,
+        steal: bool,
+        signal: Option<web_sys::AbortSignal>,
+        timeout: f64,
+        holder: Option<String>,
+        ttl: f64,
     ) -> JsValue;
     fn release(h: &JsValue) -> Promise;
     fn cancel(h: &JsValue);
@@ -213,6 +273,7 @@ impl LockError {
             "InvalidStateError" => LockError::InvalidState,
             "SecurityError" => LockError::Security,
             "TimeoutError" => LockError::Timeout,
+            "DeadlockError" => LockError::Deadlock,
             _ if signal.is_some_and(|s| s.aborted() && s.reason() == e) => LockError::Aborted(e),
             _ => LockError::Js(e),
         }
@@ -220,7 +281,7 @@ impl LockError {
 }
 
 /// How to ask for a lock: the spec's `LockOptions`, plus a timeout, and the lock services'
-/// `holder` and `ttl` (not available yet, see [`LockError::NotSupported`]).
+/// `holder` and `ttl` (over this package's polyfill only, see [`LockError::NotSupported`]).
 ///
 /// ```
 /// use web_locks_wasm::{LockMode, LockOptions};
@@ -238,9 +299,10 @@ pub struct LockOptions {
     pub signal: Option<web_sys::AbortSignal>,
     /// Stop waiting after this long ([`LockError::Timeout`]).
     pub timeout: Option<Duration>,
-    /// The holder's label (lock services; refused for now).
+    /// The holder's label (lock services: over this package's polyfill only).
     pub holder: Option<String>,
-    /// A lease (lock services; refused for now).
+    /// A lease (lock services: over this package's polyfill only): the lock is released
+    /// this long after the grant even though the guard lives; `is_held()` then turns false.
     pub ttl: Option<Duration>,
 }
 
@@ -250,6 +312,9 @@ pub struct LockInfo {
     pub name: String,
     pub mode: LockMode,
     pub client_id: String,
+    /// The request's label, when it was made with one (`LockOptions::holder`, the lock
+    /// services); `None` otherwise, and always over the browser's own manager.
+    pub holder: Option<String>,
 }
 
 /// What [`LockManager::query`] returns: held locks and waiting requests, origin-wide.
@@ -444,26 +509,41 @@ impl LockManager {
     /// A lock on `name` as `options` say; `None` only with `if_available`.
     #[cfg_attr(not(feature = "local"), allow(clippy::infallible_destructuring_match))]
     pub async fn lock_with(&self, name: &str, options: &LockOptions) -> Result<Option<LockGuard>, LockError> {
-        if options.holder.is_some() || options.ttl.is_some() {
-            return Err(LockError::NotSupported(String::from(
-                "holder and ttl need the lock services, not available over this manager yet",
-            )));
-        }
+        let service = options.holder.is_some() || options.ttl.is_some();
+        let refused = || {
+            Err(LockError::NotSupported(String::from(
+                "holder and ttl need the lock services of this package's polyfill (dist/web-locks.js)",
+            )))
+        };
         let locks = match &self.backend {
             Backend::Js(locks) => locks,
+            #[cfg(feature = "local")]
+            Backend::Local(_) if service => return refused(),
             #[cfg(feature = "local")]
             Backend::Local(local) => return Local::lock(local, name, options).await,
         };
         let timeout = options.timeout.map_or(-1.0, |t| t.as_secs_f64() * 1000.0);
-        let handle = start(
-            locks,
-            name,
-            options.mode == LockMode::Shared,
-            options.if_available,
-            options.steal,
-            options.signal.clone(),
-            timeout,
-        );
+        let shared = options.mode == LockMode::Shared;
+        let handle = if service {
+            let s = services(locks);
+            if s.is_null() {
+                return refused();
+            }
+            let ttl = options.ttl.map_or(-1.0, |t| t.as_secs_f64() * 1000.0);
+            start_service(
+                &s,
+                name,
+                shared,
+                options.if_available,
+                options.steal,
+                options.signal.clone(),
+                timeout,
+                options.holder.clone(),
+                ttl,
+            )
+        } else {
+            start(locks, name, shared, options.if_available, options.steal, options.signal.clone(), timeout)
+        };
         let mut pending = Pending { handle, armed: true };
         let lock = JsFuture::from(first(&pending.handle)).await;
         pending.armed = false;
@@ -508,6 +588,7 @@ impl LockManager {
                         name: s("name"),
                         mode: if s("mode") == "shared" { LockMode::Shared } else { LockMode::Exclusive },
                         client_id: s("clientId"),
+                        holder: Reflect::get(&i, &"holder".into()).ok().and_then(|v| v.as_string()),
                     }
                 })
                 .collect()
@@ -599,6 +680,7 @@ impl Local {
             name: String::from_utf16_lossy(&i.name),
             mode: i.mode,
             client_id: String::from("local"),
+            holder: None,
         };
         LockSnapshot { held: snap.held.iter().map(info).collect(), pending: snap.pending.iter().map(info).collect() }
     }

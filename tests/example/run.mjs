@@ -40,6 +40,25 @@ try {
     await a.click("#give");
     check(await until(b, /this tab holds it: true/, "tab B gets it once A gives it back"), "B holds");
     check(await until(a, /this tab holds it: false/, "tab A no longer holds it"), "A released");
+    // The lock services through the Rust API (holder and ttl): over this package's
+    // polyfill, B takes it as "Desk B" with a 3 s lease; A sees the holder's label; the
+    // lease ends it while B's guard lives. Over the browser's own: NotSupported.
+    await b.click("#give");
+    await until(b, /this tab holds it: false/, "tab B gave it back");
+    await b.fill("#desk", "Desk B");
+    await b.click("#lease");
+    if (variant === "polyfill") {
+      check(await until(b, /this tab holds it: true/, "tab B holds it with a lease"), "B leased");
+      check(await until(a, /held by [^\n]*holder Desk B/, "tab A sees the holder's label"), "label");
+      const t0 = Date.now();
+      check(await until(b, /this tab holds it: false/, "the lease ends B's hold"), "lease ended");
+      const ended = Date.now() - t0;
+      check(ended > 1500, `the lease ended after ${ended} ms (3 s lease)`);
+    } else {
+      for (let i = 0; i < 100 && !(await b.textContent("#error")); i++) await new Promise((r) => setTimeout(r, 50));
+      const err = await b.textContent("#error");
+      check(/not supported/.test(err), "native: holder and ttl are NotSupported", err);
+    }
     await context.close();
   }
 } finally {

@@ -2,8 +2,10 @@
 //! `query()` every 250 ms. The page (index.html) calls `take`, `give_back` and `status`.
 use std::cell::RefCell;
 
+use std::time::Duration;
+
 use wasm_bindgen::prelude::*;
-use web_locks_wasm::{LockGuard, LockManager, LockMode};
+use web_locks_wasm::{LockGuard, LockManager, LockMode, LockOptions};
 
 thread_local! {
     static GUARD: RefCell<Option<LockGuard>> = const { RefCell::new(None) };
@@ -18,6 +20,22 @@ fn locks() -> Result<LockManager, JsValue> {
 pub async fn take() -> Result<(), JsValue> {
     let guard = locks()?.lock("demo").await.map_err(|e| JsValue::from_str(&e.to_string()))?;
     GUARD.with(|g| *g.borrow_mut() = Some(guard));
+    Ok(())
+}
+
+/// Waits for the lock "demo" as `desk` (its holder's label) with a lease of `ttl_ms`:
+/// the lock services of this package's polyfill (`NotSupported` over the browser's own).
+/// The lease ends it unless given back first; `status` then shows this tab no longer
+/// holds it.
+#[wasm_bindgen]
+pub async fn take_leased(desk: String, ttl_ms: u32) -> Result<(), JsValue> {
+    let options = LockOptions {
+        holder: Some(desk),
+        ttl: Some(Duration::from_millis(u64::from(ttl_ms))),
+        ..LockOptions::default()
+    };
+    let guard = locks()?.lock_with("demo", &options).await.map_err(|e| JsValue::from_str(&e.to_string()))?;
+    GUARD.with(|g| *g.borrow_mut() = guard);
     Ok(())
 }
 
@@ -47,7 +65,8 @@ pub async fn status() -> Result<String, JsValue> {
     for (what, list) in [("held by", &snap.held), ("waited for by", &snap.pending)] {
         for i in list.iter().filter(|i| i.name == "demo") {
             let mode = if i.mode == LockMode::Shared { "shared" } else { "exclusive" };
-            out.push_str(&format!("{what} {} ({mode})\n", i.client_id));
+            let holder = i.holder.as_deref().map(|h| format!(", holder {h}")).unwrap_or_default();
+            out.push_str(&format!("{what} {} ({mode}{holder})\n", i.client_id));
         }
     }
     Ok(out)

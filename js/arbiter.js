@@ -235,7 +235,9 @@ export function runArbiter(wasm, { preferred, ports }) {
     // notice its death (their blocked deleteDatabase goes through) and start another.
     // Announce once the database that proves this arbiter alive exists: clients ignore
     // announcements of epochs that have none (a forged message cannot divert them).
-    const announce = () => stopped || bus.postMessage([ANNOUNCE, epoch, preferred]);
+    // With the protocol versions this arbiter speaks (see coord.js's `common`).
+    const versions = wasm.versions();
+    const announce = () => stopped || bus.postMessage([ANNOUNCE, epoch, preferred, versions]);
     try {
       const req = open(`${PREFIX}-a-${epoch}`, 1);
       req.onsuccess = () => {
@@ -272,7 +274,7 @@ export function runArbiter(wasm, { preferred, ports }) {
         } else if (d instanceof Uint16Array && conn >= 0) feed(conn, d);
         else stats.garbage++;
       };
-      port.postMessage(["L", epoch]);
+      port.postMessage(["L", epoch, versions]);
     };
     portQueue.splice(0).forEach(serve);
 
@@ -280,7 +282,7 @@ export function runArbiter(wasm, { preferred, ports }) {
       if (stopped) return;
       const d = e.data;
       if (!Array.isArray(d)) return void stats.garbage++;
-      if (d[0] === WHO) return bus.postMessage([ANNOUNCE, epoch, preferred]);
+      if (d[0] === WHO) return announce();
       if (d[0] === CANDIDATE) {
         if (!preferred) stepDown();
       } else if (d[0] === ANNOUNCE) {

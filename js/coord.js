@@ -4,7 +4,11 @@
 // that runs for arbiter. Pure I/O glue around the wasm exports; the decisions that matter
 // for correctness are in Rust (src/arbiter.rs). See the README's "How it works".
 //
-// Names (all carry the protocol version, so two versions never share anything):
+// Names. They are the same for every release of the package, and must stay so: all
+// releases on an origin meet here, in one lock space (one election, one arbiter). The
+// protocol version is in every message instead, and in the announcements below: a client
+// speaks the newest version that it and the arbiter both speak, and waits (it never goes
+// its own way) while the arbiter speaks none of its versions.
 //   BroadcastChannel  PREFIX            the bus: announcements and candidacies (rare)
 //   BroadcastChannel  PREFIX:a          client → arbiter (only the arbiter listens);
 //                                       [clientId, batch, epoch of the arbiter it is for]
@@ -14,16 +18,27 @@
 //   IndexedDB         PREFIX-a-<epoch>  open while the arbiter of that epoch lives
 //   SharedWorker name PREFIX            the preferred arbiter host
 
-export const PREFIX = "web-locks-wasm-2";
+export const PREFIX = "web-locks-wasm";
 export const idb = () => globalThis.indexedDB;
 
 /** Bus messages other than client envelopes. */
-export const ANNOUNCE = "A"; // [A, epoch, preferred]: I am the arbiter of this epoch
+export const ANNOUNCE = "A"; // [A, epoch, preferred, versions]: I am the arbiter of this epoch
 export const WHO = "?"; // [?]: who is the arbiter? (the arbiter re-announces)
 export const CANDIDATE = "C"; // [C]: a preferred host (SharedWorker) waits to take over
 
 /** Counters, visible through `navigator.locks.debug` for tests and the demo. */
-export const stats = { garbage: 0, misaddressed: 0, elections: 0, recoveries: 0, deaths: 0, abdications: 0 };
+export const stats = { garbage: 0, misaddressed: 0, elections: 0, recoveries: 0, deaths: 0, abdications: 0, incompatible: 0 };
+
+/**
+ * The protocol version to speak with an arbiter that speaks `theirs` (a module's
+ * `versions()`: oldest << 16 | newest), if this module (`mine`) speaks one of them: the
+ * newest both speak. Announcements of releases before versioning carry none: version 2.
+ */
+export function common(mine, theirs) {
+  const t = Number.isInteger(theirs) ? theirs : 0x20002;
+  const v = Math.min(mine & 0xffff, t & 0xffff);
+  return v >= Math.max(mine >>> 16, t >>> 16) ? v : 0;
+}
 
 export function open(name, version) {
   return version === undefined ? idb().open(name) : idb().open(name, version);
@@ -164,11 +179,17 @@ export function connectClient(wasm, clientId, { workerUrl, worker, candidate, ar
     if (ok) return;
     stats.garbage++;
   };
-  const adopt = (e, viaPort) => {
+  const mine = wasm.versions();
+  const adopt = (e, viaPort, theirs) => {
     if (!Number.isInteger(e) || e < 1 || e > 0xffffffff || e <= epoch) return;
+    // An arbiter of another release that speaks none of our versions: wait for the next
+    // one (it excludes us all the same: it is the origin's only arbiter).
+    const v = common(mine, theirs);
+    if (!v) return void (stats.incompatible++, (state.incompatible = e));
     epoch = e;
+    state.version = v;
     send = viaPort ? sendPort : sendBus;
-    wasm.clientSwitch(e);
+    wasm.clientSwitch(e, v);
     if (port) watchArbiter(e);
   };
 
@@ -181,17 +202,20 @@ export function connectClient(wasm, clientId, { workerUrl, worker, candidate, ar
     if (Array.isArray(d) && d[0] === "E") console.error("web-locks-wasm arbiter error:", d[1]);
     if (!Array.isArray(d) || d[0] !== ANNOUNCE || typeof d[1] !== "number") return;
     const e2 = d[1];
+    const theirs = d[3];
     if (!Number.isInteger(e2) || e2 <= epoch) return;
     if (e2 !== portEpoch) {
       // An announcement on the bus is only a claim: an arbiter keeps its database
       // PREFIX-a-<epoch> open for its whole life, so one that has none does not exist.
-      arbiterExists(e2).then((yes) => yes && (port ? setTimeout(() => adopt(e2, e2 === portEpoch), 50) : adopt(e2, false)));
+      arbiterExists(e2).then(
+        (yes) => yes && (port ? setTimeout(() => adopt(e2, e2 === portEpoch, theirs), 50) : adopt(e2, false, theirs)),
+      );
       return;
     }
-    if (!port || e2 === portEpoch) return adopt(e2, e2 === portEpoch);
+    if (!port || e2 === portEpoch) return adopt(e2, e2 === portEpoch, theirs);
     // Our SharedWorker usually is the arbiter and tells us so through the port, which is
     // the faster path; give it a moment before settling for the bus.
-    setTimeout(() => adopt(e2, e2 === portEpoch), 50);
+    setTimeout(() => adopt(e2, e2 === portEpoch, theirs), 50);
   };
 
   const startPort = (early) => {
@@ -212,7 +236,7 @@ export function connectClient(wasm, clientId, { workerUrl, worker, candidate, ar
             sharedWorker = w;
           }
           portEpoch = d[1];
-          adopt(d[1], true);
+          adopt(d[1], true, d[2]);
         } else if (p === port) receive(d);
       };
       p.postMessage(["H", clientId]);

@@ -28,6 +28,14 @@ rmSync(pkg, { recursive: true, force: true });
 // runner (tests/chaos).
 const trace = process.env.WEB_LOCKS_TRACE === "1";
 if (trace && !process.env.WEB_LOCKS_DIST) throw new Error("WEB_LOCKS_TRACE=1 needs WEB_LOCKS_DIST: the package in dist/ never traces");
+// WEB_LOCKS_NEXT_PROTOCOL=1 (test builds only, with WEB_LOCKS_DIST): every module also
+// speaks the next protocol version (feature `next-protocol`), as the next release will:
+// two releases on one origin (tests/e2e/versions.mjs).
+// WEB_LOCKS_NEXT_PROTOCOL=only: the next version alone (a release that cannot speak to
+// today's arbiter).
+const next = process.env.WEB_LOCKS_NEXT_PROTOCOL === "1" || process.env.WEB_LOCKS_NEXT_PROTOCOL === "only";
+const nextOnly = process.env.WEB_LOCKS_NEXT_PROTOCOL === "only";
+if (next && !process.env.WEB_LOCKS_DIST) throw new Error("WEB_LOCKS_NEXT_PROTOCOL=1 needs WEB_LOCKS_DIST");
 // The full module always has the lock services (feature `services`: any client may use
 // them); of the client halves, one has them (the classic script, and ESM pages that import
 // web-locks-wasm/services) and one not (every other ESM page).
@@ -38,6 +46,12 @@ const MODULES = [
   { name: "web_locks_client", cargo: ["--no-default-features", "--features", "bindings,slim"], targetDir: "target/client" },
   { name: "web_locks_services", cargo: ["--no-default-features", "--features", "bindings,slim,services"], targetDir: "target/services" },
 ];
+if (next) {
+  for (const m of MODULES) {
+    m.cargo[m.cargo.length - 1] += nextOnly ? ",next-protocol-only" : ",next-protocol";
+    m.targetDir += nextOnly ? "-next-only" : "-next";
+  }
+}
 const dir = profile === "dev" ? "debug" : profile;
 for (const m of MODULES) {
   const build = ["build", "--lib", "--target", "wasm32-unknown-unknown", "--target-dir", m.targetDir, ...m.cargo];

@@ -83,6 +83,9 @@ xvfb-run -a node tests/conformance/webkit.mjs
 step "cross-context end-to-end: tabs, frames, workers, crashes, arbiter kills (tests/e2e)"
 node tests/e2e/run.mjs
 node tests/e2e/sw-alone.mjs
+# Two releases on one origin: today's build and the next protocol version's (and one that
+# no longer speaks today's), one lock space across an arbiter kill and a crash.
+node tests/e2e/versions.mjs
 # The same scenarios on a real insecure origin (http://intranet.test; no service workers there).
 node tests/e2e/run.mjs --insecure
 
@@ -92,6 +95,7 @@ node tests/example/run.mjs
 
 step "chaos: tabs + workers with steals, aborts, crashes and closes, checked against the arbiter's decision log (tests/chaos)"
 node --test tests/chaos/
-node tests/chaos/run.mjs --seconds 75 --tabs 6
+# Every other tab runs the next release's build (--mix 1): two protocol versions.
+node tests/chaos/run.mjs --seconds 75 --tabs 6 --mix 1
 
 step "all tests passed"

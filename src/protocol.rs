@@ -11,9 +11,30 @@ use alloc::vec::Vec;
 
 use crate::engine::{LockMode, RequestFlags, RequestId};
 
-/// Bumped on any incompatible change; also part of channel and worker names, so two
-/// versions never share a channel in the first place.
+/// The newest protocol version this build speaks: every message starts with the version
+/// it is written in. Channel, database and worker names carry no version (they are the
+/// same for every release), so that every release of the package on an origin meets in
+/// one lock space: a client speaks the newest version that both it and the arbiter speak
+/// (the arbiter announces its range), and waits where there is none; the arbiter answers
+/// each client in the client's version. Bumped on any change to the wire format; a build
+/// keeps decoding and encoding every version from [`MIN_VERSION`] on.
+///
+/// Feature `next-protocol` (test builds only, `WEB_LOCKS_NEXT_PROTOCOL=1` in
+/// scripts/build.mjs): a build that speaks the next version too, as the next release
+/// will, to test two releases on one origin (tests/e2e/versions.mjs).
+#[cfg(not(feature = "next-protocol"))]
 pub const VERSION: u16 = 2;
+/// The newest protocol version this build speaks (see the other definition).
+#[cfg(feature = "next-protocol")]
+pub const VERSION: u16 = 3;
+/// The oldest protocol version this build speaks. Version 2 is the first one of a
+/// release; versions up to 3 share one wire format. (Feature `next-protocol-only`, test
+/// builds only: a release that no longer speaks version 2.)
+#[cfg(not(feature = "next-protocol-only"))]
+pub const MIN_VERSION: u16 = 2;
+/// The oldest protocol version this build speaks (see the other definition).
+#[cfg(feature = "next-protocol-only")]
+pub const MIN_VERSION: u16 = 3;
 
 /// One `{name, mode, clientId}` of a query answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -408,12 +429,32 @@ fn request(tag: u16, id: RequestId, name: &[u16], mode: LockMode, flags: Request
 
 fn header<'a>(words: &'a [u16]) -> Result<(u16, Reader<'a>), DecodeError> {
     match words {
-        [VERSION, tag, rest @ ..] => Ok((*tag, Reader(rest))),
+        [v, tag, rest @ ..] if (MIN_VERSION..=VERSION).contains(v) => Ok((*tag, Reader(rest))),
         _ => Err(DecodeError::Version),
     }
 }
 
+/// The version a message is written in, if this build speaks it.
+pub fn version_of(words: &[u16]) -> Option<u16> {
+    words.first().copied().filter(|v| (MIN_VERSION..=VERSION).contains(v))
+}
+
+/// A message written in `version` (every version this build speaks has one wire format
+/// so far: only the version word differs).
+fn written_in(mut words: Vec<u16>, version: u16) -> Vec<u16> {
+    if let Some(v) = words.first_mut() {
+        *v = version;
+    }
+    words
+}
+
 impl ClientMsg {
+    /// This message in `version` (one this build speaks: [`MIN_VERSION`]..=[`VERSION`]).
+    pub fn encode_in(&self, version: u16) -> Vec<u16> {
+        written_in(self.encode(), version)
+    }
+
+    /// This message in [`VERSION`].
     pub fn encode(&self) -> Vec<u16> {
         match self {
             ClientMsg::Request { id, name, mode, flags } => {
@@ -566,6 +607,12 @@ impl ClientMsg {
 }
 
 impl ArbiterMsg {
+    /// This message in `version` (one this build speaks: [`MIN_VERSION`]..=[`VERSION`]).
+    pub fn encode_in(&self, version: u16) -> Vec<u16> {
+        written_in(self.encode(), version)
+    }
+
+    /// This message in [`VERSION`].
     pub fn encode(&self) -> Vec<u16> {
         let (tag, id) = match self {
             ArbiterMsg::Granted { id } => (T_GRANTED, id),
@@ -874,20 +921,28 @@ mod tests {
     }
 
     #[test]
-    fn the_js_names_carry_this_protocol_version() {
-        // Channels, databases and the SharedWorker are named after the version, so that
-        // two versions never exchange messages they cannot decode.
+    fn the_js_names_carry_no_protocol_version() {
+        // Channels, databases and the SharedWorker have one name for every release, so
+        // that all releases on an origin meet (the version is in every message instead).
         let coord = include_str!("../js/coord.js");
-        assert!(coord.contains(&format!("export const PREFIX = \"web-locks-wasm-{VERSION}\";")));
+        assert!(coord.contains("export const PREFIX = \"web-locks-wasm\";"));
     }
 
     #[test]
     fn round_trip() {
         for m in sample_client() {
-            assert_eq!(ClientMsg::decode(&m.encode()), Ok(m));
+            assert_eq!(ClientMsg::decode(&m.encode()), Ok(m.clone()));
+            for v in MIN_VERSION..=VERSION {
+                let w = m.encode_in(v);
+                assert_eq!((version_of(&w), ClientMsg::decode(&w)), (Some(v), Ok(m.clone())));
+            }
         }
         for m in sample_arbiter() {
-            assert_eq!(ArbiterMsg::decode(&m.encode()), Ok(m));
+            assert_eq!(ArbiterMsg::decode(&m.encode()), Ok(m.clone()));
+            for v in MIN_VERSION..=VERSION {
+                let w = m.encode_in(v);
+                assert_eq!((version_of(&w), ArbiterMsg::decode(&w)), (Some(v), Ok(m.clone())));
+            }
         }
     }
 
@@ -895,6 +950,8 @@ mod tests {
     fn foreign_versions_and_truncations_are_errors() {
         assert_eq!(ClientMsg::decode(&[]), Err(DecodeError::Version));
         assert_eq!(ClientMsg::decode(&[VERSION + 1, T_QUERY, 0, 0]), Err(DecodeError::Version));
+        assert_eq!(ClientMsg::decode(&[MIN_VERSION - 1, T_QUERY, 0, 0]), Err(DecodeError::Version));
+        assert_eq!(version_of(&[MIN_VERSION - 1, T_QUERY]), None);
         assert_eq!(ClientMsg::decode(&[VERSION, 99]), Err(DecodeError::Tag));
         // A client message is not an arbiter message and vice versa.
         assert_eq!(ArbiterMsg::decode(&ClientMsg::Query { id: 1 }.encode()), Err(DecodeError::Tag));

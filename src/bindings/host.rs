@@ -8,7 +8,8 @@ use wasm_bindgen::prelude::*;
 
 use crate::arbiter::Arbiter;
 use crate::engine::ClientId;
-use crate::protocol::{ArbiterMsg, ClientMsg};
+use crate::map::IdMap;
+use crate::protocol::{version_of, ArbiterMsg, ClientMsg, VERSION};
 
 #[wasm_bindgen]
 extern "C" {
@@ -34,6 +35,9 @@ pub struct ArbiterHost {
     io: ArbiterIo,
     out: Vec<(ClientId, ArbiterMsg)>,
     malformed: u32,
+    /// The protocol version each connection speaks (that of its messages): its answers
+    /// are written in it.
+    versions: IdMap<ClientId, u16>,
     /// The time the io's timer is set for.
     #[cfg(feature = "services")]
     armed: Option<u64>,
@@ -50,6 +54,7 @@ impl ArbiterHost {
             io,
             out: Vec::new(),
             malformed: 0,
+            versions: IdMap::default(),
             #[cfg(feature = "services")]
             armed: None,
         }
@@ -67,6 +72,9 @@ impl ArbiterHost {
             self.malformed = self.malformed.saturating_add(1);
             return false;
         };
+        if let Some(v) = version_of(words) {
+            self.versions.insert(ClientId(connection), v);
+        }
         self.tick();
         self.arbiter.handle(ClientId(connection), msg, &mut self.out);
         self.flush();
@@ -78,11 +86,15 @@ impl ArbiterHost {
         self.tick();
         self.arbiter.disconnect(ClientId(connection), &mut self.out);
         self.flush();
+        self.versions.remove(ClientId(connection));
     }
 
     /// The context with this `clientId` is dead (its IndexedDB probe fired).
     pub fn gone(&mut self, client_id: &[u16]) {
         self.tick();
+        if let Some(c) = self.arbiter.client(client_id) {
+            self.versions.remove(c);
+        }
         self.arbiter.gone(client_id, &mut self.out);
         self.flush();
     }
@@ -193,7 +205,8 @@ impl ArbiterHost {
 
     fn flush(&mut self) {
         for (client, msg) in self.out.drain(..) {
-            self.io.deliver(client.0, &msg.encode());
+            let version = self.versions.get(client).copied().unwrap_or(VERSION);
+            self.io.deliver(client.0, &msg.encode_in(version));
         }
         #[cfg(feature = "services")]
         {

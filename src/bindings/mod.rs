@@ -37,7 +37,7 @@ use crate::engine::{LockMode, RequestFlags, RequestId};
 use crate::map::IdMap as ClientMap;
 #[cfg(not(feature = "arbiter"))]
 use crate::map::SeqMap as ClientMap;
-use crate::protocol::{ArbiterMsg, ClientMsg, Extras, Restored};
+use crate::protocol::{ArbiterMsg, ClientMsg, Extras, Restored, MIN_VERSION, VERSION};
 
 #[cfg(feature = "arbiter")]
 mod host;
@@ -250,8 +250,9 @@ enum Transport {
     #[cfg(feature = "arbiter")]
     Local(Box<Arbiter>, ClientId),
     /// Elsewhere, reached through `host.post`; `epoch` identifies the arbiter instance
-    /// this client registered with (0: none yet, requests wait for one).
-    Remote { epoch: u32 },
+    /// this client registered with (0: none yet, requests wait for one), `version` the
+    /// protocol version this client speaks with it.
+    Remote { epoch: u32, version: u16 },
 }
 
 struct Client {
@@ -293,7 +294,7 @@ pub fn init(host: Host) {
     // through closures, whose glue costs more than the calls themselves.
     host.wire(wasm_bindgen::exports());
     let client_id = host.client_id();
-    let transport = local(&host, &client_id).unwrap_or(Transport::Remote { epoch: 0 });
+    let transport = local(&host, &client_id).unwrap_or(Transport::Remote { epoch: 0, version: VERSION });
     let client = Client {
         host,
         transport,
@@ -330,12 +331,19 @@ fn local(_: &Host, _: &JsValue) -> Option<Transport> {
     None
 }
 
-/// A (new) arbiter of this `epoch` is reachable through `host.post`: register with it,
-/// re-registering what this context holds and waits for, in its original queue order,
-/// then (re)send what the previous arbiter never acknowledged.
+/// A (new) arbiter of this `epoch` is reachable through `host.post`, speaking `version`
+/// (js/coord.js picked it from the arbiter's announced range and [`versions`]): register
+/// with it, re-registering what this context holds and waits for, in its original queue
+/// order, then (re)send what the previous arbiter never acknowledged.
 #[wasm_bindgen(js_name = clientSwitch)]
-pub fn client_switch(epoch: u32) {
-    with(|c| c.switch(epoch));
+pub fn client_switch(epoch: u32, version: u16) {
+    with(|c| c.switch(epoch, version));
+}
+
+/// The protocol versions this module speaks: `MIN_VERSION << 16 | VERSION`.
+#[wasm_bindgen]
+pub fn versions() -> u32 {
+    u32::from(MIN_VERSION) << 16 | u32::from(VERSION)
 }
 
 /// A message from the arbiter of `epoch`; messages of any other epoch are stale and
@@ -343,7 +351,7 @@ pub fn client_switch(epoch: u32) {
 #[wasm_bindgen(js_name = clientReceive)]
 pub fn client_receive(epoch: u32, words: &[u16]) {
     with(|c| {
-        if matches!(c.transport, Transport::Remote { epoch: e } if e == epoch && e != 0) {
+        if matches!(c.transport, Transport::Remote { epoch: e, .. } if e == epoch && e != 0) {
             if let Ok(msg) = ArbiterMsg::decode(words) {
                 c.receive(msg);
             }
@@ -354,7 +362,12 @@ pub fn client_receive(epoch: u32, words: &[u16]) {
 /// The encoded goodbye a context sends when it unloads.
 #[wasm_bindgen(js_name = goodbyeWords)]
 pub fn goodbye_words() -> Vec<u16> {
-    ClientMsg::Goodbye.encode()
+    let version = with(|c| match c.transport {
+        Transport::Remote { version, .. } => version,
+        #[cfg(feature = "arbiter")]
+        Transport::Local(..) => VERSION,
+    });
+    ClientMsg::Goodbye.encode_in(version.unwrap_or(VERSION))
 }
 
 struct Args {
@@ -619,8 +632,8 @@ impl Client {
         match &mut self.transport {
             #[cfg(feature = "arbiter")]
             Transport::Local(..) => self.deliver_local(Some(msg)),
-            Transport::Remote { epoch: 0 } => {}
-            Transport::Remote { .. } => self.host.post(&msg.encode()),
+            Transport::Remote { epoch: 0, .. } => {}
+            Transport::Remote { version, .. } => self.host.post(&msg.encode_in(*version)),
         }
     }
 
@@ -668,9 +681,13 @@ impl Client {
     }
 
     #[cfg_attr(not(feature = "arbiter"), allow(irrefutable_let_patterns))]
-    fn switch(&mut self, epoch: u32) {
-        let Transport::Remote { epoch: current } = &mut self.transport else { return };
+    fn switch(&mut self, epoch: u32, version: u16) {
+        let Transport::Remote { epoch: current, version: speaking } = &mut self.transport else { return };
+        if !(MIN_VERSION..=VERSION).contains(&version) {
+            return;
+        }
         *current = epoch;
+        *speaking = version;
         let mut restore = Vec::new();
         let mut resend = Vec::new();
         for (id, r) in self.requests.iter() {

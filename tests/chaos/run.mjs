@@ -55,8 +55,12 @@ const cfg = {
   frames: opt("frames", 0),
   kinds: opt("kinds", "crash,close").split(","),
   dump: opt("dump", ""),
+  // --mix 1: every other tab (and its worker and frame) runs the next release's build
+  // (WEB_LOCKS_NEXT_PROTOCOL=1, trace build too): two releases in one lock space.
+  mix: opt("mix", 0),
 };
 const DIST = "build/dist-trace";
+const MIX = "build/dist-trace-next";
 for (const k of cfg.kinds) if (!["crash", "close", "terminate", "remove"].includes(k)) throw new Error(`--kinds: no such kill ${k}`);
 if (cfg.kinds.includes("remove") && !cfg.frames) throw new Error("--kinds remove needs --frames 1");
 
@@ -67,6 +71,14 @@ if (!argv.includes("--no-build")) {
     stdio: ["ignore", "ignore", "inherit"],
     env: { ...process.env, WEB_LOCKS_TRACE: "1", WEB_LOCKS_DIST: DIST },
   });
+  if (cfg.mix) {
+    console.log(`building the next release's trace build into ${MIX} (WEB_LOCKS_NEXT_PROTOCOL=1)`);
+    execFileSync(process.execPath, [join(root, "scripts/build.mjs")], {
+      cwd: root,
+      stdio: ["ignore", "ignore", "inherit"],
+      env: { ...process.env, WEB_LOCKS_TRACE: "1", WEB_LOCKS_NEXT_PROTOCOL: "1", WEB_LOCKS_DIST: MIX },
+    });
+  }
 }
 
 const burners = Array.from({ length: cfg.load }, () => spawn(process.execPath, ["-e", "for(;;){}"], { stdio: "ignore" }));
@@ -114,7 +126,7 @@ async function trial(h, n) {
   };
   const spawnUnit = async () => {
     const i = next++;
-    const tab = await s.tab(`T${i}`);
+    const tab = await s.tab(`T${i}`, cfg.mix && i % 2 ? { dist: MIX } : {});
     if (!until) until = (await tab.now()) + cfg.seconds * 1000;
     const u = { i, tab, subs: new Map() };
     tab.id = (await tab.call("chaos", work(2 * i))).clientId;

@@ -295,6 +295,8 @@
         clientId: d && d.client ? d.client.clientId : null,
         epoch: d && d.client ? d.client.epoch : null,
         via: d && d.client ? d.client.via : null,
+        version: d && d.client ? d.client.version || null : null,
+        incompatible: d && d.client ? d.client.incompatible || null : null,
         mode: d ? d.mode : "native",
         arbiter: d && d.arbiter ? arbiterInfo(d.arbiter) : null,
         stats: d ? { ...d.stats } : null,

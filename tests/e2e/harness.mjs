@@ -14,7 +14,7 @@ import { chromium } from "playwright-core";
 import { serve } from "../../scripts/server.mjs";
 import { launchOptions } from "../browser.mjs";
 
-export const PREFIX = "web-locks-wasm-2";
+export const PREFIX = "web-locks-wasm";
 export const LIVENESS_MS = 10000; // a hang fails instead of blocking; never a timing criterion
 
 export function withTimeout(p, ms, what) {
@@ -125,8 +125,8 @@ class Scene {
     this.errors = [];
     this.contextId = null;
   }
-  url(label, { nosw = this.nosw } = {}) {
-    return `${this.h.base}/tests/e2e/page.html?target=${this.target}${nosw ? "&nosw=1" : ""}${this.dist ? `&dist=${this.dist}` : ""}&label=${encodeURIComponent(label)}`;
+  url(label, { nosw = this.nosw, dist = this.dist } = {}) {
+    return `${this.h.base}/tests/e2e/page.html?target=${this.target}${nosw ? "&nosw=1" : ""}${dist ? `&dist=${dist}` : ""}&label=${encodeURIComponent(label)}`;
   }
   /** Opens a tab on page.html and waits for its `navigator.locks.ready`. */
   async tab(label = `tab${++tabCounter}`, opts = {}) {
@@ -153,9 +153,9 @@ class Scene {
     return (await this.h.targets()).filter((t) => t.type === "shared_worker" && t.browserContextId === this.contextId);
   }
   /** The arbiter's SharedWorker (the one named PREFIX running the package's web-locks-arbiter.js). */
-  async arbiterTarget() {
+  async arbiterTarget(dist = this.dist) {
     const sws = await this.sharedWorkers();
-    return sws.find((t) => t.url.endsWith(`/${this.dist || "dist"}/web-locks-arbiter.js`)) || null;
+    return sws.find((t) => t.url.endsWith(`/${dist || "dist"}/web-locks-arbiter.js`)) || null;
   }
   /**
    * Kills the arbiter's SharedWorker with Target.closeTarget and verifies that its context
@@ -167,8 +167,8 @@ class Scene {
    * that has a CDP session attached, so nothing attaches to it here.)
    * Returns { targetId, t, epoch } (t: `clockTab`'s clock just before the kill).
    */
-  async killArbiter(clockTab) {
-    const tgt = await this.arbiterTarget();
+  async killArbiter(clockTab, dist = this.dist) {
+    const tgt = await this.arbiterTarget(dist);
     if (!tgt) throw new Error("no arbiter SharedWorker target found");
     const epoch = (await clockTab.call("info")).epoch;
     const db = `${PREFIX}-a-${epoch}`;

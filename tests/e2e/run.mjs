@@ -914,7 +914,7 @@ const report = {
   machine: `${cpus().length} × ${cpus()[0]?.model ?? "cpu"}`,
   targets: TARGETS,
   seconds: (Date.now() - t0) / 1000,
-  deathSignal: "IndexedDB blocked-upgrade probe (web-locks-wasm-2-c-<clientId>), plus the pagehide goodbye on close/navigation/reload",
+  deathSignal: "IndexedDB blocked-upgrade probe (web-locks-wasm-c-<clientId>), plus the pagehide goodbye on close/navigation/reload",
   scenarios: rows,
   figures: Object.fromEntries(figNames.map((k) => [k, { ours: val("ours", k), native: val("native", k) }])),
 };

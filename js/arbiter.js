@@ -142,7 +142,9 @@ export function runArbiter(wasm, { preferred, ports }) {
       if (serve) stepDown();
     }
   };
-  if (preferred) bus.postMessage([CANDIDATE]);
+  // With the protocol versions it speaks: an arbiter of an older release gives way to a
+  // newer one's SharedWorker (see lead()).
+  if (preferred) Promise.resolve(wasm).then((w) => bus.postMessage([CANDIDATE, w.versions()]), () => {});
 
   let stepDown = () => {};
 
@@ -285,6 +287,11 @@ export function runArbiter(wasm, { preferred, ports }) {
       if (d[0] === WHO) return announce();
       if (d[0] === CANDIDATE) {
         if (!preferred) stepDown();
+        // A newer release's SharedWorker: give way to it, through recovery, if every
+        // client of ours speaks one of its versions (each re-registers with it).
+        else if (Number.isInteger(d[1]) && (d[1] & 0xffff) > (versions & 0xffff) && host.servedWithin(d[1])) {
+          retire(true);
+        }
       } else if (d[0] === ANNOUNCE) {
         // Another arbiter of a later epoch: we lost the database without noticing
         // (cannot happen while our connection is open); stop serving to be safe.

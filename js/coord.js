@@ -24,7 +24,7 @@ export const idb = () => globalThis.indexedDB;
 /** Bus messages other than client envelopes. */
 export const ANNOUNCE = "A"; // [A, epoch, preferred, versions]: I am the arbiter of this epoch
 export const WHO = "?"; // [?]: who is the arbiter? (the arbiter re-announces)
-export const CANDIDATE = "C"; // [C]: a preferred host (SharedWorker) waits to take over
+export const CANDIDATE = "C"; // [C, versions]: a preferred host (SharedWorker) waits to take over
 
 /** Counters, visible through `navigator.locks.debug` for tests and the demo. */
 export const stats = { garbage: 0, misaddressed: 0, elections: 0, recoveries: 0, deaths: 0, abdications: 0, incompatible: 0 };

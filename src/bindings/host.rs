@@ -117,6 +117,14 @@ impl ArbiterHost {
         self.flush();
     }
 
+    /// Whether every connection speaks a protocol version in `range` (`oldest << 16 |
+    /// newest`): then an arbiter that speaks those can take over from this one.
+    #[wasm_bindgen(js_name = servedWithin)]
+    pub fn served_within(&self, range: u32) -> bool {
+        let (oldest, newest) = ((range >> 16) as u16, range as u16);
+        self.versions.iter().all(|(_, &v)| (oldest..=newest).contains(&v))
+    }
+
     pub fn client(&self, client_id: &[u16]) -> i64 {
         self.arbiter.client(client_id).map_or(-1, |c| i64::from(c.0))
     }

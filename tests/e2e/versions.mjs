@@ -9,12 +9,13 @@
 //
 // 1. Compatible releases: tabs of both contend on one lock and see each other's locks in
 //    query(); each speaks the newest version the arbiter speaks; the arbiter's
-//    SharedWorker is killed, the other release's takes over (recovery), the locks held
-//    across it stay exclusive; a holder tab crashes and its lock goes to the other
-//    release's waiter.
+//    SharedWorker is killed, and the locks held across the recoveries stay exclusive; a
+//    holder tab crashes and its lock goes to the other release's waiter.
 // 2. A release that cannot speak to the arbiter: its tab waits (it never goes its own
 //    way, not even for a free name) while today's arbiter leads, and is served, in the
 //    same lock space, once today's tabs are gone.
+// 3. A newer release appears: its SharedWorker takes over from today's arbiter through
+//    recovery (today's clients speak version 2 with it), locks held across it.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { dirname, join } from "node:path";
@@ -78,9 +79,17 @@ await test("two compatible releases share one lock space, across an arbiter kill
   const a = await s.tab("today", { dist: null });
   const b = await s.tab("next", { dist: NEXT });
   const c = await s.tab("next2", { dist: NEXT });
-  const infos = await Promise.all([a, b, c].map((t) => waitFor(async () => (await t.call("info")).epoch && t.call("info"), "registered")));
-  // Today's SharedWorker started first and leads: it speaks only version 2, so all do.
-  assert.deepEqual(infos.map((i) => i.version), [2, 2, 2], JSON.stringify(infos));
+  // Today's SharedWorker started first; the next release's gives it a newer arbiter,
+  // which speaks 2 (with today's client) and 3 (with its own).
+  const sameArbiter = async () => {
+    const is = await Promise.all([a, b, c].map((t) => t.call("info")));
+    return is.every((i) => i.epoch && i.epoch === is[0].epoch) && is;
+  };
+  const infos = await waitFor(async () => {
+    const is = await sameArbiter();
+    return is && is[1].version === 3 && is;
+  }, "one arbiter, the newer one");
+  assert.deepEqual(infos.map((i) => i.version), [2, 3, 3], JSON.stringify(infos));
   await hold(a, "x");
   assert.equal(await tryLock(b, "x"), false, "the next release sees today's lock");
   await hold(b, "y");
@@ -90,12 +99,15 @@ await test("two compatible releases share one lock space, across an arbiter kill
   assert.ok(q.some(([n, id]) => n === "y" && id === infos[1].clientId), "today's query() shows the next release's client");
   const qb = await heldBy(b);
   assert.ok(qb.some(([n, id]) => n === "x" && id === infos[0].clientId), "the next release's query() shows today's client");
-  // The arbiter (today's SharedWorker) dies: the next release's SharedWorker takes over,
-  // every client re-registers, and the locks held across it stay held.
-  await s.killArbiter(a, null);
-  await waitFor(async () => (await a.call("info")).epoch > infos[0].epoch && (await b.call("info")).epoch > infos[1].epoch, "a new arbiter");
-  const after = await Promise.all([a, b, c].map((t) => t.call("info")));
-  assert.deepEqual(after.map((i) => i.version), [2, 3, 3], `the new arbiter speaks 2 and 3: ${JSON.stringify(after.map((i) => [i.version, i.epoch]))}`);
+  // The arbiter (the next release's SharedWorker) dies: every client re-registers with
+  // the next arbiter (today's SharedWorker, until the next release's windows have started
+  // theirs again, which then takes over once more), and the locks held across it stay.
+  await s.killArbiter(a, NEXT);
+  const after = await waitFor(async () => {
+    const is = await sameArbiter();
+    return is && is[0].epoch > infos[0].epoch && is[1].version === 3 && is;
+  }, "a new arbiter for all, the newer release's again");
+  assert.deepEqual(after.map((i) => i.version), [2, 3, 3], JSON.stringify(after.map((i) => [i.version, i.epoch])));
   assert.equal(await tryLock(c, "x"), false, "x still held after the arbiter's death");
   assert.equal(await tryLock(a, "y"), false, "y still held after the arbiter's death");
   // Today's holder crashes: x goes to the next release's waiter.
@@ -132,6 +144,29 @@ await test("a release that cannot speak to the arbiter waits, then is served in 
   await waitFor(async () => (await d.eval(() => window.got.length)) === 2, "the waiting requests granted", 15000);
   assert.deepEqual((await d.eval(() => window.got)).sort(), ["free", "x"]);
   assert.equal((await d.call("info")).version, 3);
+  assert.deepEqual(s.errors, []);
+  await s.close();
+});
+
+await test("a newer release's SharedWorker takes over from an older arbiter whose clients it can serve", async () => {
+  const s = await h.scene({ target: "ours" });
+  const a = await s.tab("today", { dist: null });
+  const first = await waitFor(async () => (await a.call("info")).epoch && a.call("info"), "today registered");
+  assert.equal(first.version, 2);
+  await hold(a, "x");
+  // The next release's tab starts its SharedWorker, which asks today's arbiter to give
+  // way: every client of today's arbiter speaks version 2, which the newer one speaks.
+  const b = await s.tab("next", { dist: NEXT });
+  await waitFor(async () => {
+    const [ia, ib] = [await a.call("info"), await b.call("info")];
+    return ib.version === 3 && ia.epoch === ib.epoch;
+  }, "the newer arbiter leads, for both (b speaks 3 with it)");
+  const [ia] = [await a.call("info")];
+  assert.ok(ia.epoch > first.epoch, "a new arbiter");
+  assert.equal(ia.version, 2, "today's client speaks 2 with it");
+  assert.equal(await tryLock(b, "x"), false, "x held across the handover");
+  await release(a, "x");
+  assert.equal(await tryLock(b, "x"), true);
   assert.deepEqual(s.errors, []);
   await s.close();
 });

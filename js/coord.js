@@ -152,7 +152,7 @@ export function units(s) {
  * to `[exports, runArbiter]`, the full module's exports (this one's, if it is the full
  * module) and the arbiter's half of the glue (arbiter.js), which most windows never need.
  */
-export function connectClient(wasm, clientId, { workerUrl, worker, candidate, arbiter, receiving = (fn) => fn() }) {
+export function connectClient(wasm, clientId, { workerUrl, worker, probe, candidate, arbiter, receiving = (fn) => fn() }) {
   const bus = new BroadcastChannel(PREFIX);
   const inbox = new BroadcastChannel(`${PREFIX}:${clientId}`);
   let toArbiter = null; // PREFIX:a, opened on first use
@@ -286,6 +286,13 @@ export function connectClient(wasm, clientId, { workerUrl, worker, candidate, ar
     post: (words) => send && send(words),
     goodbye() {
       if (send) send(wasm.goodbyeWords());
+    },
+    /** Leaves the lock space (after a goodbye): every channel, the port and the probe closed. */
+    close() {
+      epoch = 0xffffffff; // adopt nothing more
+      send = null;
+      for (const c of [bus, inbox, toArbiter, port]) c && c.close();
+      if (probe) (probe.close(), held.delete(probe));
     },
   };
 }

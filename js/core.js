@@ -72,18 +72,39 @@ function connect([exports, early]) {
   host.wire(exports);
   if (!local) {
     const isWindow = typeof g.document !== "undefined";
-    link = coord.connectClient(exports, clientId, {
+    const options = {
       workerUrl: isWindow ? config.workerUrl : null,
-      worker: early.worker,
       candidate: !isWindow,
       arbiter: () => arbiterLoader(exports),
       receiving: host.receiving,
-    });
+    };
+    link = coord.connectClient(exports, clientId, { ...options, worker: early.worker, probe: early.probe });
     host.post = link.post;
     if (isWindow && typeof g.addEventListener === "function") {
-      // A page that may come back from the back/forward cache keeps its locks (and its
-      // probe database, which stays open); one that is really going says goodbye.
-      g.addEventListener("pagehide", (e) => e.persisted || link.goodbye());
+      // A page that is really going says goodbye. One entering the back/forward cache
+      // that holds and waits for nothing leaves the lock space for now (goodbye; its
+      // probe database and channels closed, which would keep it out of the cache) and
+      // comes back as a new client when it is restored. One that holds or waits stays:
+      // the browser then evicts it and its locks are released, as with its own locks.
+      let away = false;
+      g.addEventListener("pagehide", (e) => {
+        if (!e.persisted) return link.goodbye();
+        if (!exports.clientIdle()) return;
+        away = true;
+        link.goodbye();
+        queueMicrotask(link.close); // once the goodbye went out
+      });
+      g.addEventListener("pageshow", (e) => {
+        if (!e.persisted || !away) return;
+        away = false;
+        clientId = uuid();
+        exports.clientReset();
+        const again = { ...options };
+        coord.preconnect(clientId, again.workerUrl).then((early) => {
+          link = coord.connectClient(exports, clientId, { ...again, worker: early.worker, probe: early.probe });
+          host.post = link.post;
+        });
+      });
     }
   }
   return exports;

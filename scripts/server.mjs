@@ -24,7 +24,11 @@ export function serve(root, port = 0, { index = "index.html" } = {}) {
       let file = join(root, path);
       if ((await stat(file)).isDirectory()) file = join(file, index);
       const body = await readFile(file);
-      res.writeHead(200, { "content-type": TYPES[extname(file)] || "application/octet-stream", "cache-control": "no-store" });
+      // no-store keeps every test on the files just built; a page asked for with
+      // ?bfcache=1 gets no-cache instead, which leaves it eligible for the back/forward
+      // cache (Chromium does not keep no-store pages there).
+      const cache = /[?&]bfcache=1(&|$)/.test(req.url) ? "no-cache" : "no-store";
+      res.writeHead(200, { "content-type": TYPES[extname(file)] || "application/octet-stream", "cache-control": cache });
       res.end(body);
     } catch {
       res.writeHead(404, { "content-type": "text/plain" });

@@ -86,6 +86,8 @@ node tests/e2e/sw-alone.mjs
 # Two releases on one origin: today's build and the next protocol version's (and one that
 # no longer speaks today's), one lock space across an arbiter kill and a crash.
 node tests/e2e/versions.mjs
+# The back/forward cache: an idle page is restored and rejoins; a holder's lock is released.
+node tests/e2e/bfcache.mjs
 # The same scenarios on a real insecure origin (http://intranet.test; no service workers there).
 node tests/e2e/run.mjs --insecure
 

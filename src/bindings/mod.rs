@@ -340,6 +340,27 @@ pub fn client_switch(epoch: u32, version: u16) {
     with(|c| c.switch(epoch, version));
 }
 
+/// Whether this context neither holds nor waits for a lock, nor waits for a query's
+/// answer: it may then leave the lock space for a while (the back/forward cache).
+#[wasm_bindgen(js_name = clientIdle)]
+pub fn client_idle() -> bool {
+    with(|c| c.requests.iter().next().is_none() && c.queries.iter().next().is_none()).unwrap_or(true)
+}
+
+/// This context left the lock space (an idle page entering the back/forward cache) and
+/// comes back as a new client: a new `clientId` (from the host), no arbiter until the
+/// next [`client_switch`].
+#[wasm_bindgen(js_name = clientReset)]
+#[cfg_attr(not(feature = "arbiter"), allow(irrefutable_let_patterns))]
+pub fn client_reset() {
+    with(|c| {
+        if let Transport::Remote { epoch, .. } = &mut c.transport {
+            *epoch = 0;
+            c.client_id = c.host.client_id();
+        }
+    });
+}
+
 /// The protocol versions this module speaks: `MIN_VERSION << 16 | VERSION`.
 #[wasm_bindgen]
 pub fn versions() -> u32 {

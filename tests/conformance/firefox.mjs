@@ -8,6 +8,8 @@
 // 2. Two tabs with ours (the classic script, arbiter in the SharedWorker): 2 × 100 requests
 //    on one exclusive lock with 5 ms holds must never overlap; then a holder tab closes and
 //    the waiter in the other tab must be granted.
+// 3. A dedicated worker contends with a tab; the lock services (a holder's label, a
+//    lease) across two tabs.
 // Exit code 1 if ours fails a test that Firefox's own implementation passes, or part 2 fails.
 import puppeteer from "puppeteer-core";
 import { serve } from "../../scripts/server.mjs";
@@ -103,6 +105,58 @@ await b.waitForFunction(() => window.got !== null, { timeout: 10000 });
 const ms = (await b.evaluate(() => window.got)) - t0;
 console.log(`holder tab closed → waiter granted: ${early === null ? "not before" : "BEFORE the close (!)"}, then after ${ms.toFixed(1)} ms`);
 if (early !== null) failed++;
+
+// ---- 3. workers, the lock services, the arbiter's SharedWorker gone ----
+// A dedicated worker (importScripts of the classic script, which fetches
+// web-locks-arbiter.js next to it: the worker finds that URL from an error's stack, in
+// Firefox's format too) shares the tabs' lock space, and so do the lock services.
+const c = await tab();
+const d = await tab();
+const workerSees = await c.evaluate(async () => {
+  await new Promise((granted) => navigator.locks.request("w", () => (granted(), new Promise((r) => (window.releaseW = r)))));
+  // As the tab did (bench/page.html): ours, not Firefox's own, in the worker too.
+  const w = new Worker(URL.createObjectURL(new Blob([`
+    delete WorkerNavigator.prototype.locks;
+    delete self.LockManager;
+    delete self.Lock;
+    importScripts(${JSON.stringify(location.origin + "/dist/web-locks.js")});
+    onmessage = async (e) => {
+      if (e.data === "try") postMessage(await navigator.locks.request("w", { ifAvailable: true }, (l) => !!l));
+      else postMessage(await navigator.locks.request("w", (l) => "granted " + !!l));
+    };
+  `], { type: "text/javascript" })));
+  const ask = (m) => new Promise((r) => ((w.onmessage = (e) => r(e.data)), w.postMessage(m)));
+  const busy = await ask("try");
+  const waiting = ask("wait");
+  await new Promise((r) => setTimeout(r, 100));
+  window.releaseW();
+  return [busy, await waiting];
+});
+console.log(`dedicated worker: ifAvailable while the tab holds it: ${workerSees[0]}; waiting: ${workerSees[1]}`);
+if (workerSees[0] !== false || workerSees[1] !== "granted true") failed++;
+const services = await d.evaluate(async () => {
+  const h = await WebLocksWasm.acquire("svc", { holder: "Desk 1", ttl: 300 });
+  return h.holder;
+});
+const refused = await c.evaluate(async () => {
+  try {
+    await WebLocksWasm.acquire("svc", { ifAvailable: true });
+    return "granted";
+  } catch (e) {
+    return `${e.name} ${e.holder}`;
+  }
+});
+const expired = await c.evaluate(async () => {
+  const t0 = performance.now();
+  const h = await WebLocksWasm.acquire("svc");
+  await h.release();
+  return performance.now() - t0;
+});
+console.log(`lock services: held by ${services}, other tab refused (${refused}), lease ended, granted after ${expired.toFixed(0)} ms`);
+if (services !== "Desk 1" || refused !== "LockHeldError Desk 1" || !(expired < 1000)) failed++;
+// Not driven in Firefox: crashing a tab's content process (WebDriver BiDi has no such
+// command, and about:crashcontent would take the other tabs of the site with it), freezing
+// a tab, and killing the SharedWorker (no target for it over BiDi).
 
 await browser.close();
 server.close();

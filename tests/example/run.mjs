@@ -59,6 +59,27 @@ try {
       const err = await b.textContent("#error");
       check(/not supported/.test(err), "native: holder and ttl are NotSupported", err);
     }
+    // The Rust API in a dedicated worker of tab A, over the same manager: it waits while
+    // tab B holds, and gets the lock once B gives it back.
+    const wstatus = (p) => p.textContent("#wstatus");
+    const wuntil = async (p, re, what) => {
+      for (let i = 0; i < 100; i++) {
+        if (re.test(await wstatus(p))) return true;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      check(false, `${what} (worker status: ${JSON.stringify(await wstatus(p))})`);
+      return false;
+    };
+    await b.click("#take");
+    check(await until(b, /this tab holds it: true/, "tab B holds it again"), "B holds again");
+    await a.click("#wtake");
+    check(await wuntil(a, /this tab holds it: false[\s\S]*held by [\s\S]*waited for by/, "the worker waits while B holds"), "worker waits");
+    check((await wstatus(a)).includes(expected), `worker: ${expected}`, await wstatus(a));
+    await b.click("#give");
+    check(await wuntil(a, /this tab holds it: true/, "the worker gets it once B gives it back"), "worker holds");
+    check(await until(b, /held by/, "tab B sees the worker hold it"), "B sees the worker");
+    await a.click("#wgive");
+    check(await wuntil(a, /this tab holds it: false/, "the worker gave it back"), "worker released");
     await context.close();
   }
 } finally {

@@ -107,6 +107,46 @@ for (const target of ["native", "ours"]) {
   });
 }
 
+// Without SharedWorker a window may be the arbiter. A leader page that goes into the
+// back/forward cache stops (its tasks are frozen): the browser must evict it (its leader
+// database blocks the other windows' candidacies, IndexedDBEvent), and another window
+// leads on, with the lock the leader page held released.
+{
+  const name = "ours: no SharedWorker: a leader page that leaves (bfcache) is evicted, and another window leads on";
+  try {
+    const s = await h.scene({ target: "ours", nosw: true });
+    const lp = await s.context.newPage();
+    const cdp = await s.context.newCDPSession(lp);
+    await cdp.send("Page.enable");
+    const notUsed = [];
+    cdp.on("Page.backForwardCacheNotUsed", (e) => notUsed.push(e.notRestoredExplanations.map((x) => x.reason)));
+    await lp.goto(`${h.base}/tests/e2e/page.html?target=ours&nosw=1&bfcache=1&label=leader`);
+    await lp.evaluate(() => globalThis.E2E.ready);
+    const leader = await lp.evaluate(() => globalThis.E2E.call("info"));
+    assert.ok(leader.arbiter, "the first window leads (no SharedWorker)");
+    const other = await s.tab("other");
+    await lp.evaluate(() => new Promise((granted) => navigator.locks.request("L", () => (granted(), new Promise(() => {})))));
+    assert.equal(await other.eval(() => navigator.locks.request("L", { ifAvailable: true }, (l) => !!l)), false, "the leader page holds L");
+    const t0 = Date.now();
+    await lp.goto(`${h.base}/tests/entry/blank.html?bfcache=1`);
+    const got = await other.eval(() => navigator.locks.request("L", () => "granted"));
+    const ms = Date.now() - t0;
+    const info = await other.call("info");
+    assert.equal(got, "granted");
+    assert.ok(info.epoch > leader.epoch, `a new arbiter: ${leader.epoch} -> ${info.epoch}`);
+    timings.leaderGone = ms;
+    await lp.goBack({ waitUntil: "commit" });
+    await sleep(300);
+    assert.ok(notUsed.flat().length > 0, `the leader page was not restored: ${JSON.stringify(notUsed)}`);
+    await s.close();
+    results.push([name, "pass"]);
+    console.log(`ok   ${name} (the other window got the lock ${ms} ms after the leader left; reasons ${JSON.stringify(notUsed)})`);
+  } catch (e) {
+    results.push([name, "FAIL"]);
+    console.log(`FAIL ${name}\n${e && e.stack ? e.stack : e}`);
+  }
+}
+
 await h.close();
 console.log(`back navigation, ms (restored from the cache / reloaded): ${JSON.stringify(timings)}`);
 const failed = results.filter((r) => r[1] !== "pass");

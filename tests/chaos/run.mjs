@@ -16,6 +16,11 @@
 //                            [--trials 1] [--kill-min 2000] [--kill-max 4000] [--no-build]
 //                            [--load 0] [--out build/chaos-report.json] [--dump build/chaos]
 //                            [--frames 1] [--kinds crash,close,terminate,remove]
+//                            [--mix 1] [--ops N]
+//
+// --mix 1 runs every other tab (with its worker and frame) on the next release's build
+// (WEB_LOCKS_NEXT_PROTOCOL=1): two protocol versions in one lock space. --ops N runs until
+// N requests were made instead of for --seconds (the million run: --ops 1000000).
 //
 // --frames 1 gives every tab a same-origin iframe that runs the workload too. --kinds picks
 // how contexts die: crash and close take a whole tab (with its worker and frame),
@@ -58,6 +63,8 @@ const cfg = {
   // --mix 1: every other tab (and its worker and frame) runs the next release's build
   // (WEB_LOCKS_NEXT_PROTOCOL=1, trace build too): two releases in one lock space.
   mix: opt("mix", 0),
+  // --ops N: run until N requests were made (instead of --seconds), e.g. the million run.
+  ops: opt("ops", 0),
 };
 const DIST = "build/dist-trace";
 const MIX = "build/dist-trace-next";
@@ -127,7 +134,7 @@ async function trial(h, n) {
   const spawnUnit = async () => {
     const i = next++;
     const tab = await s.tab(`T${i}`, cfg.mix && i % 2 ? { dist: MIX } : {});
-    if (!until) until = (await tab.now()) + cfg.seconds * 1000;
+    if (!until) until = (await tab.now()) + (cfg.ops ? 36e6 : cfg.seconds * 1000);
     const u = { i, tab, subs: new Map() };
     tab.id = (await tab.call("chaos", work(2 * i))).clientId;
     await spawnSub(u, "worker");
@@ -166,7 +173,7 @@ async function trial(h, n) {
     const clock = () => [...units][0].tab.now();
     for (;;) {
       await sleep(cfg.killMin + rnd() * (cfg.killMax - cfg.killMin));
-      if ((await clock()) > until - 1000) break;
+      if (cfg.ops ? records.size >= cfg.ops : (await clock()) > until - 1000) break;
       const victims = [...units];
       const u = victims[Math.floor(rnd() * victims.length)];
       const how = cfg.kinds[Math.floor(rnd() * cfg.kinds.length)];
@@ -193,7 +200,7 @@ async function trial(h, n) {
       for (const id of ids(u)) killed.set(id, t);
       await spawnUnit();
     }
-    while ((await clock()) < until) await sleep(100);
+    if (!cfg.ops) while ((await clock()) < until) await sleep(100);
     running = false;
     await poller;
     // Let every loop's last request settle, then collect everything.

@@ -112,6 +112,7 @@ async function trial(h, n) {
   const batches = [];
   const records = new Map();
   const killed = new Map();
+  const unexpected = []; // contexts that died (or stopped answering) without being killed
   const kills = {};
   const names = Array.from({ length: cfg.names }, (_, i) => `chaos${i}`);
   let until = 0;
@@ -134,6 +135,9 @@ async function trial(h, n) {
   const spawnUnit = async () => {
     const i = next++;
     const tab = await s.tab(`T${i}`, cfg.mix && i % 2 ? { dist: MIX } : {});
+    // A renderer that dies without being killed (Chromium may put two same-site tabs in one
+    // process, and a crash then takes both) is recorded, not a failure of the run.
+    tab.page.once("crash", () => tab.dead || (tab.unexpected = "crashed"));
     if (!until) until = (await tab.now()) + (cfg.ops ? 36e6 : cfg.seconds * 1000);
     const u = { i, tab, subs: new Map() };
     tab.id = (await tab.call("chaos", work(2 * i))).clientId;
@@ -170,10 +174,29 @@ async function trial(h, n) {
       }
     })();
     // The killer: the victim's records are drained just before, so that little is lost with it.
-    const clock = () => [...units][0].tab.now();
+    // The clock of the first tab that answers; a tab that does not answer died on its own
+    // (`unexpected`), and is replaced like a killed one.
+    const lost = async (u, why) => {
+      units.delete(u);
+      u.tab.unexpected = u.tab.unexpected || why;
+      const t = await clock();
+      unexpected.push({ tab: u.tab.label, why: u.tab.unexpected, crashed: !!u.tab.page.isClosed?.() });
+      for (const id of ids(u)) killed.set(id, t);
+      await spawnUnit();
+    };
+    const clock = async () => {
+      for (const u of [...units]) {
+        if (u.tab.unexpected) continue;
+        const t = await u.tab.now().catch(() => null);
+        if (t !== null) return t;
+        u.tab.unexpected = "no answer";
+      }
+      throw new Error("no tab answers");
+    };
     for (;;) {
       await sleep(cfg.killMin + rnd() * (cfg.killMax - cfg.killMin));
       if (cfg.ops ? records.size >= cfg.ops : (await clock()) > until - 1000) break;
+      for (const u of [...units]) if (u.tab.unexpected) await lost(u, u.tab.unexpected);
       const victims = [...units];
       const u = victims[Math.floor(rnd() * victims.length)];
       const how = cfg.kinds[Math.floor(rnd() * cfg.kinds.length)];
@@ -184,7 +207,11 @@ async function trial(h, n) {
         const sub = u.subs.get(kind);
         if (!sub) continue;
         await sub.call("chaosDrain").then(merge, () => {});
-        const t = await u.tab.now();
+        const t = await u.tab.now().catch(() => null);
+        if (t === null) {
+          await lost(u, "no answer");
+          continue;
+        }
         await sub.kill();
         kills[how] = (kills[how] || 0) + 1;
         killed.set(sub.id, t);
@@ -193,7 +220,12 @@ async function trial(h, n) {
       }
       units.delete(u);
       await drainUnit(u).catch(() => {});
-      const t = await u.tab.now();
+      const t = await u.tab.now().catch(() => null);
+      if (t === null) {
+        units.add(u);
+        await lost(u, "no answer");
+        continue;
+      }
       if (how === "crash") await u.tab.crash();
       else await u.tab.close();
       kills[how] = (kills[how] || 0) + 1;
@@ -244,7 +276,7 @@ async function trial(h, n) {
     if (leftovers.length) result.violations.push({ kind: "locks or requests left in query() at the end", detail: JSON.stringify(leftovers.slice(0, 10)) });
     if (staleDbs.length) result.violations.push({ kind: "probe databases of dead contexts left in IndexedDB 5 s after the end", detail: staleDbs.slice(0, 10).join(", ") });
     result.figures.endState = { leftInQuery: leftovers.length, staleProbeDatabases: staleDbs.length };
-    return { trial: n, seed, seconds: (Date.now() - t0) / 1000, kills, ...result, pageErrors: s.errors.slice(0, 20), contexts: next + subCount };
+    return { trial: n, seed, seconds: (Date.now() - t0) / 1000, kills, unexpected, ...result, pageErrors: s.errors.slice(0, 20), contexts: next + subCount };
   }
 }
 
@@ -271,6 +303,7 @@ try {
         `overlaps ${r.overlaps.total} (explained: ${r.overlaps.byReason.stolen} by a steal, ${r.overlaps.byReason.gone} by a death, ${r.overlaps.byReason.released} by release order within the clock slack); ` +
         `violations ${r.violations.length}; ${r.seconds.toFixed(0)} s`,
     );
+    if (r.unexpected.length) console.log(`  died without being killed (replaced): ${JSON.stringify(r.unexpected)}`);
     console.log(`  outcomes: ${JSON.stringify(f.outcomes)}; at the end: ${f.endState.leftInQuery} left in query(), ${f.endState.staleProbeDatabases} probe databases of dead contexts left`);
     console.log(`  clocks: offsets between contexts ${JSON.stringify(f.clockOffsets)}; smallest margins (ms) ${JSON.stringify(f.margins)}; exclusive handoffs across contexts ${f.handoffs.crossContext}, of which ${f.handoffs.negativeGaps} show the next callback starting before the last ended (at most ${(-f.handoffs.smallestGapMs).toFixed(3)} ms)`);
     for (const v of r.violations.slice(0, 10)) {

@@ -151,7 +151,10 @@ async function trial(h, n) {
   const drainUnit = async (u) => {
     for (const c of contexts(u)) merge(await c.call("chaosDrain"));
   };
-  const drainObserver = async () => batches.push(...(await observer.evaluate(() => window.drain())));
+  // One push per batch: a long run's drain can hold more than a call's arguments can.
+  const drainObserver = async () => {
+    for (const b of await observer.evaluate(() => window.drain())) batches.push(b);
+  };
 
   let running = true;
   let poller = null;

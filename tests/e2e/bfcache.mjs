@@ -122,8 +122,13 @@ for (const target of ["native", "ours"]) {
     cdp.on("Page.backForwardCacheNotUsed", (e) => notUsed.push(e.notRestoredExplanations.map((x) => x.reason)));
     await lp.goto(`${h.base}/tests/e2e/page.html?target=ours&nosw=1&bfcache=1&label=leader`);
     await lp.evaluate(() => globalThis.E2E.ready);
-    const leader = await lp.evaluate(() => globalThis.E2E.call("info"));
-    assert.ok(leader.arbiter, "the first window leads (no SharedWorker)");
+    // The first window runs for arbiter once its module is ready: wait until it leads.
+    let leader = null;
+    for (let i = 0; i < 200 && !(leader && leader.arbiter && leader.epoch); i++) {
+      leader = await lp.evaluate(() => globalThis.E2E.call("info"));
+      if (!(leader.arbiter && leader.epoch)) await sleep(50);
+    }
+    assert.ok(leader.arbiter && leader.epoch, `the first window leads (no SharedWorker): ${JSON.stringify(leader)}`);
     const other = await s.tab("other");
     await lp.evaluate(() => new Promise((granted) => navigator.locks.request("L", () => (granted(), new Promise(() => {})))));
     assert.equal(await other.eval(() => navigator.locks.request("L", { ifAvailable: true }, (l) => !!l)), false, "the leader page holds L");

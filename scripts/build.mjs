@@ -49,7 +49,8 @@ const MODULES = [
 if (next) {
   for (const m of MODULES) {
     m.cargo[m.cargo.length - 1] += nextOnly ? ",next-protocol-only" : ",next-protocol";
-    m.targetDir += nextOnly ? "-next-only" : "-next";
+    // Inside target/ (which git ignores), one dir per module as for the other builds.
+    m.targetDir = `target/${nextOnly ? "next-only" : "next"}/${m.targetDir.replace(/^target\/?/, "") || "full"}`;
   }
 }
 const dir = profile === "dev" ? "debug" : profile;

@@ -1,1 +1,0 @@
-/work/main/target-next/wasm32-unknown-unknown/release/web_locks_wasm.wasm: /work/main/src/arbiter.rs /work/main/src/bindings/host.rs /work/main/src/bindings/mod.rs /work/main/src/deadlock.rs /work/main/src/engine/mod.rs /work/main/src/heap.rs /work/main/src/lib.rs /work/main/src/map.rs /work/main/src/protocol.rs

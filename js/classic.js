@@ -81,7 +81,7 @@ const loadAddon = () =>
 // Both wasm modules here have the lock services, whose half of the host they call.
 setLoader(
   (full) => (installServicesHost(), full ? loadAddon().then((a) => a.load()) : loadClient()),
-  (exports) => loadAddon().then((a) => Promise.all([exports.ArbiterHost ? exports : a.load(), a.runArbiter])),
+  () => loadAddon().then((a) => a.runArbiter),
 );
 // A service worker may call importScripts() only while its script first runs: fetch the
 // arbiter script now (every other context fetches it on first use, if at all).

@@ -46,7 +46,7 @@ export const Lock = webidl(
 let api = null; // the wasm exports, once ready
 let loading = null; // the promise of api
 let loader = null; // (full) => Promise<exports>, set by the entry point
-let arbiterLoader = null; // (exports) => Promise<[full exports, runArbiter]>, idem
+let arbiterLoader = null; // () => Promise<runArbiter>, idem
 const backlog = []; // calls made before the module was ready, in call order
 const config = { workerUrl: null, mode: "auto" };
 let clientId = null;
@@ -75,7 +75,9 @@ function connect([exports, early]) {
     const options = {
       workerUrl: isWindow ? config.workerUrl : null,
       candidate: !isWindow,
-      arbiter: () => arbiterLoader(exports),
+      // Hosting the arbiter takes the full module (this one, or fetched now) and the
+      // arbiter's half of the glue.
+      arbiter: () => Promise.all([exports.ArbiterHost ? exports : loader(true), arbiterLoader()]),
       receiving: host.receiving,
     };
     link = coord.connectClient(exports, clientId, { ...options, worker: early.worker, probe: early.probe });
@@ -195,8 +197,8 @@ export const LockManager = webidl(
  * Configures how the wasm module is fetched; called once by each entry point. `fn(full)`
  * resolves to the exports of the full module (client and arbiter) when `full`, else to
  * those of the client-only one, or of the full one where there is no other.
- * `arbiterFn(exports)` resolves to `[full exports, runArbiter]` for a context that has to
- * host the arbiter (`exports`: the module it loaded, which may be the full one already).
+ * `arbiterFn()` resolves to `runArbiter` (arbiter.js), for a context that has to host the
+ * arbiter.
  */
 export function setLoader(fn, arbiterFn) {
   loader = fn;

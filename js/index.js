@@ -20,11 +20,9 @@ const load = async (full) => {
   await glue.default({ module_or_path: url });
   return glue;
 };
-// Hosting the arbiter (a worker, a window without SharedWorker): the full module and the
-// arbiter's half of the glue, fetched only then.
-setLoader(load, (exports) =>
-  Promise.all([exports.ArbiterHost ? exports : load(true), import("./arbiter.js")]).then(([full, m]) => [full, m.runArbiter]),
-);
+// Hosting the arbiter (a worker, a window without SharedWorker) takes the arbiter's half
+// of the glue too (and the full module, `load(true)`), fetched only then.
+setLoader(load, () => import("./arbiter.js").then((m) => m.runArbiter));
 // The arbiter's SharedWorker is the package's classic arbiter script; bundlers that
 // understand `new URL(..., import.meta.url)` copy it along. `install({ workerUrl })`
 // overrides it.

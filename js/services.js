@@ -15,8 +15,6 @@ const load = async (full) => {
   await glue.default({ module_or_path: url });
   return glue;
 };
-setLoader(load, (exports) =>
-  Promise.all([exports.ArbiterHost ? exports : load(true), import("./arbiter.js")]).then(([full, m]) => [full, m.runArbiter]),
-);
+setLoader(load, () => import("./arbiter.js").then((m) => m.runArbiter));
 
 export * from "./services-api.js";

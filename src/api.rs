@@ -66,20 +66,23 @@ export function isPolyfill(m) {
 // One request, driven from Rust: `granted` resolves to the Lock (or null with
 // ifAvailable); `done` is request()'s own promise; release() ends a held lock; cancel()
 // withdraws a waiting request, or releases the lock at once if the grant is on its way.
+// The request's options, with `ctl` (our cancel) merged into its signal, and `extra`
+// signals (a timeout) too. The spec refuses a signal with steal or ifAvailable: pass the
+// app's own, if any, so that it gets the spec's error; never add ours there.
+function options(shared, ifAvailable, steal, signal, ctl, extra) {
+  const opts = { mode: shared ? "shared" : "exclusive", ifAvailable, steal };
+  if (steal || ifAvailable) {
+    if (signal) opts.signal = signal;
+  } else {
+    const parts = [ctl.signal, ...(signal ? [signal] : []), ...extra];
+    opts.signal = parts.length > 1 ? AbortSignal.any(parts) : ctl.signal;
+  }
+  return opts;
+}
 export function start(locks, name, shared, ifAvailable, steal, signal, timeout) {
   const h = { held: false, cancelled: false, release: null };
   const ctl = new AbortController();
-  let merged = ctl.signal;
-  const parts = [ctl.signal];
-  if (signal) parts.push(signal);
-  if (timeout >= 0) parts.push(AbortSignal.timeout(timeout));
-  if (parts.length > 1) merged = AbortSignal.any(parts);
-  const opts = { mode: shared ? "shared" : "exclusive", ifAvailable, steal };
-  // The spec refuses a signal with steal or ifAvailable: pass the app's own, if any, so
-  // that it gets the spec's error; never add ours there.
-  if (steal || ifAvailable) {
-    if (signal) opts.signal = signal;
-  } else opts.signal = merged;
+  const opts = options(shared, ifAvailable, steal, signal, ctl, timeout >= 0 ? [AbortSignal.timeout(timeout)] : []);
   let grant;
   h.granted = new Promise((res) => (grant = res));
   h.done = locks.request(name, opts, (lock) => {
@@ -113,13 +116,11 @@ export function services(locks) {
 export function startService(s, name, shared, ifAvailable, steal, signal, timeout, holder, ttl) {
   const h = { cancelled: false, handle: null };
   const ctl = new AbortController();
-  const opts = { mode: shared ? "shared" : "exclusive", ifAvailable, steal };
+  // The services have their own wait limit (`timeout`: TimeoutError, as here).
+  const opts = options(shared, ifAvailable, steal, signal, ctl, []);
   if (typeof holder === "string") opts.holder = holder;
   if (ttl >= 0) opts.ttl = ttl;
   if (timeout >= 0) opts.timeout = timeout;
-  if (steal || ifAvailable) {
-    if (signal) opts.signal = signal;
-  } else opts.signal = signal ? AbortSignal.any([ctl.signal, signal]) : ctl.signal;
   let over;
   h.done = new Promise((r) => (over = r));
   h.first = s.acquire(name, opts).then(

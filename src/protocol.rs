@@ -382,7 +382,6 @@ impl Reader<'_> {
         let timeout = if bits & X_TIMEOUT != 0 { Some(self.u32()?) } else { None };
         Ok(Extras { label, ttl, timeout })
     }
-    #[cfg(feature = "services")]
     fn request(&mut self) -> Result<(RequestId, Vec<u16>, LockMode, RequestFlags), DecodeError> {
         let id = RequestId(self.u64()?);
         let bits = self.word()?;
@@ -409,9 +408,7 @@ fn mode_bits(mode: LockMode) -> u16 {
     }
 }
 
-/// An `Acquire` starts as a `Request` does (the spec request's own code stays as it was,
-/// which keeps the modules without the services byte for byte as before).
-#[cfg(feature = "services")]
+/// A `Request`, and the start of an `Acquire`.
 fn request(tag: u16, id: RequestId, name: &[u16], mode: LockMode, flags: RequestFlags) -> Writer {
     let mut w = Writer::new(tag);
     w.u64(id.0);
@@ -457,20 +454,7 @@ impl ClientMsg {
     /// This message in [`VERSION`].
     pub fn encode(&self) -> Vec<u16> {
         match self {
-            ClientMsg::Request { id, name, mode, flags } => {
-                let mut w = Writer::new(T_REQUEST);
-                w.u64(id.0);
-                let mut bits = mode_bits(*mode);
-                if flags.if_available {
-                    bits |= F_IF_AVAILABLE;
-                }
-                if flags.steal {
-                    bits |= F_STEAL;
-                }
-                w.0.push(bits);
-                w.str(name);
-                w.0
-            }
+            ClientMsg::Request { id, name, mode, flags } => request(T_REQUEST, *id, name, *mode, *flags).0,
             #[cfg(feature = "services")]
             ClientMsg::Acquire { id, name, mode, flags, extras } => {
                 let mut w = request(T_ACQUIRE, *id, name, *mode, *flags);
@@ -535,14 +519,7 @@ impl ClientMsg {
         let (tag, mut r) = header(words)?;
         match tag {
             T_REQUEST => {
-                let id = RequestId(r.u64()?);
-                let bits = r.word()?;
-                if bits & !(F_SHARED | F_IF_AVAILABLE | F_STEAL) != 0 {
-                    return Err(DecodeError::Malformed);
-                }
-                let mode = if bits & F_SHARED != 0 { LockMode::Shared } else { LockMode::Exclusive };
-                let flags = RequestFlags { if_available: bits & F_IF_AVAILABLE != 0, steal: bits & F_STEAL != 0 };
-                let name = r.str()?;
+                let (id, name, mode, flags) = r.request()?;
                 r.end(ClientMsg::Request { id, name, mode, flags })
             }
             #[cfg(feature = "services")]

@@ -25,6 +25,8 @@ export const idb = () => globalThis.indexedDB;
 export const ANNOUNCE = "A"; // [A, epoch, preferred, versions]: I am the arbiter of this epoch
 export const WHO = "?"; // [?]: who is the arbiter? (the arbiter re-announces)
 export const CANDIDATE = "C"; // [C, versions]: a preferred host (SharedWorker) waits to take over
+/** How windows start the arbiter's SharedWorker (the Rust crate's copy adds `type: "module"`). */
+export const workerOptions = { name: PREFIX };
 
 /** Counters, visible through `navigator.locks.debug` for tests and the demo. */
 export const stats = { garbage: 0, misaddressed: 0, elections: 0, recoveries: 0, deaths: 0, abdications: 0, incompatible: 0 };
@@ -80,7 +82,7 @@ export function preconnect(clientId, workerUrl) {
   let worker = null;
   if (workerUrl && typeof SharedWorker === "function" && typeof document !== "undefined") {
     try {
-      worker = new SharedWorker(workerUrl, { name: PREFIX });
+      worker = new SharedWorker(workerUrl, workerOptions);
     } catch {}
   }
   return holdProbe(clientId).then((probe) => ({ probe, worker }));
@@ -221,7 +223,7 @@ export function connectClient(wasm, clientId, { workerUrl, worker, probe, candid
   const startPort = (early) => {
     if (!workerUrl || typeof SharedWorker !== "function") return false;
     try {
-      const w = early || new SharedWorker(workerUrl, { name: PREFIX });
+      const w = early || new SharedWorker(workerUrl, workerOptions);
       const p = w.port;
       if (!port) (port = p), (sharedWorker = w);
       p.onmessage = (e) => {

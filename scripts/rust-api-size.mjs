@@ -1,12 +1,13 @@
 // What the Rust API (feature `api`) adds to a Rust wasm app: a minimal app is built in
 // build/rust-api-size (release, `opt-level = "z"`, LTO, wasm-bindgen, npm binaryen's
 // `wasm-opt -Oz`) taking a lock, querying and releasing through this crate, with the
-// crate's default features (`api` and `local`, the local mode) and with `api` alone, and
+// crate's default features (`api`, `local` and `polyfill`: the crate's own copy of the
+// polyfill, a JS snippet), without `polyfill`, and with `api` alone, and
 // once awaiting a promise instead; the gzipped wasm and JS glue are compared.
 //
 //   node scripts/rust-api-size.mjs
 import { execFileSync } from "node:child_process";
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -28,6 +29,7 @@ crate-type = ["cdylib"]
 [features]
 api = ["dep:web-locks-wasm", "web-locks-wasm/api"]
 local = ["api", "web-locks-wasm/local"]
+polyfill = ["local", "web-locks-wasm/polyfill"]
 
 [dependencies]
 wasm-bindgen = "=0.2.130"
@@ -76,7 +78,13 @@ pub async fn run(name: String) -> Result<u32, JsValue> {
 const run = (cmd, args) => execFileSync(cmd, args, { cwd: app, stdio: ["ignore", "ignore", "inherit"] });
 const gz = (f) => gzipSync(readFileSync(f), { level: 9 }).length;
 const sizes = {};
-const VARIANTS = { without: [], api: ["--features", "api"], local: ["--features", "local"] };
+const VARIANTS = { without: [], api: ["--features", "api"], local: ["--features", "local"], polyfill: ["--features", "polyfill"] };
+// The JS an app loads: its glue, and the snippets wasm-bindgen copies next to it (the
+// crate's polyfill, gen/polyfill.js, with feature \`polyfill\`).
+const jsFiles = (dir) =>
+  readdirSync(dir, { recursive: true })
+    .filter((f) => f.endsWith(".js"))
+    .map((f) => join(dir, f));
 for (const [variant, features] of Object.entries(VARIANTS)) {
   run("cargo", ["build", "-q", "--release", "--target", "wasm32-unknown-unknown", ...features]);
   const out = join(app, `out-${variant}`);
@@ -84,10 +92,11 @@ for (const [variant, features] of Object.entries(VARIANTS)) {
   run("wasm-bindgen", ["--target", "web", "--out-dir", out, "--out-name", "app", join(app, "target/wasm32-unknown-unknown/release/rust_api_size.wasm")]);
   const wasmFeatures = ["bulk-memory", "nontrapping-float-to-int", "sign-ext", "mutable-globals", "reference-types", "multivalue"];
   run(join(root, "node_modules/.bin/wasm-opt"), ["-Oz", ...wasmFeatures.map((f) => `--enable-${f}`), "--strip-debug", "--strip-producers", join(out, "app_bg.wasm"), "-o", join(out, "app_bg.wasm")]);
-  sizes[variant] = { wasm: gz(join(out, "app_bg.wasm")), js: gz(join(out, "app.js")) };
+  sizes[variant] = { wasm: gz(join(out, "app_bg.wasm")), js: jsFiles(out).reduce((n, f) => n + gz(f), 0) };
 }
 const row = (what, v) =>
   console.log(`${what.padEnd(44)} wasm ${String(v.wasm).padStart(6)} B gz (+${v.wasm - sizes.without.wasm}), JS glue ${String(v.js).padStart(5)} B gz (+${v.js - sizes.without.js})`);
 row("minimal app without the crate", sizes.without);
-row("taking a lock, default features (api, local)", sizes.local);
+row("taking a lock, default features (+polyfill)", sizes.polyfill);
+row("taking a lock, features = [\"api\", \"local\"]", sizes.local);
 row("taking a lock, features = [\"api\"] only", sizes.api);

@@ -24,12 +24,14 @@
 //! releases the lock as soon as it arrives. Nothing is left in `query()` once every guard
 //! and future is gone.
 //!
-//! Not there yet (see the README): `LockManager::polyfill()` finds this package's
-//! polyfill only where the page loaded it (`dist/web-locks.js` or the npm package); the
-//! crate does not start one by itself. `holder` and `ttl` (the lock services) work over
-//! that polyfill where the page loaded the classic script (`self.WebLocksWasm`), and are
-//! refused with [`LockError::NotSupported`] elsewhere (the browser's own manager, local
-//! mode).
+//! With the cargo feature `polyfill` (on by default), the crate carries this package's
+//! polyfill as a wasm-bindgen snippet (`gen/polyfill.js`, the full wasm module inlined):
+//! [`LockManager::polyfill`] starts it, and [`LockManager::get`] installs it where the
+//! global has no lock manager, so that every tab, frame and worker of the origin shares one
+//! lock space with no extra step from the app. Its arbiter's SharedWorker is that same
+//! file (a module worker) at the URL wasm-bindgen gave it; [`set_worker_url`] moves it.
+//! `holder` and `ttl` (the lock services) work over this polyfill, and are refused with
+//! [`LockError::NotSupported`] over the browser's own manager and in local mode.
 
 use alloc::rc::Rc;
 use alloc::string::String;
@@ -54,6 +56,37 @@ use crate::engine::LockMode;
 use crate::engine::{ClientId, Effect, Engine, RequestFlags, RequestId, RequestKey};
 #[cfg(feature = "local")]
 use crate::map::IdMap;
+
+// The polyfill itself (feature `polyfill`): js/rust.js, built into gen/polyfill.js by
+// scripts/build.mjs, with the package's full wasm module inlined.
+#[cfg(feature = "polyfill")]
+#[wasm_bindgen(module = "/gen/polyfill.js")]
+extern "C" {
+    fn ours() -> JsValue;
+    #[wasm_bindgen(js_name = installOurs)]
+    fn install_ours() -> JsValue;
+    #[wasm_bindgen(js_name = services)]
+    fn our_services() -> JsValue;
+    #[wasm_bindgen(js_name = setWorkerUrl)]
+    fn set_worker_url_js(url: Option<String>);
+    fn shareable() -> bool;
+}
+
+/// Where the arbiter's SharedWorker script is, for this crate's polyfill (feature
+/// `polyfill`); call it before the first lock. By default it is the polyfill's own snippet
+/// file, `snippets/web-locks-wasm-<hash>/gen/polyfill.js` next to the app's JS glue, which
+/// is served as is by `wasm-pack build --target web` layouts, trunk and the wasm-pack test
+/// server. A bundler that merges the snippet into the app's bundle needs this call, with
+/// the URL where it serves a copy of that file. `None`: no SharedWorker (a tab hosts the
+/// arbiter, elected among the tabs).
+///
+/// ```no_run
+/// web_locks_wasm::set_worker_url(Some("/static/web-locks-polyfill.js"));
+/// ```
+#[cfg(feature = "polyfill")]
+pub fn set_worker_url(url: Option<&str>) {
+    set_worker_url_js(url.map(String::from));
+}
 
 #[wasm_bindgen(inline_js = r#"
 export function manager() {
@@ -454,35 +487,63 @@ std::thread_local! {
 }
 
 impl LockManager {
-    /// This global's `navigator.locks`: the browser's own, or the polyfill where the page
-    /// installed it. Where there is neither (Node, or a page on plain http without the
-    /// polyfill), this crate's engine in local mode: exact locks among this context's own
-    /// requests, shared with no other context ([`LockManager::is_local`]).
+    /// This global's `navigator.locks`: the browser's own, or a polyfill the page
+    /// installed. Where there is neither, this crate's polyfill (feature `polyfill`),
+    /// installed on the global so that the page's JS shares it, where it can reach the
+    /// origin's other contexts (`BroadcastChannel` and IndexedDB); else this crate's engine
+    /// in local mode (Node): exact locks among this context's own requests, shared with no
+    /// other context ([`LockManager::is_local`]).
     pub fn get() -> Result<LockManager, LockError> {
         let locks = manager();
-        if locks.is_null() {
-            #[cfg(feature = "local")]
-            return Ok(LockManager { backend: Backend::Local(LOCAL.with(Rc::clone)) });
-            #[cfg(not(feature = "local"))]
-            return Err(LockError::Unsupported);
+        if !locks.is_null() {
+            return Ok(LockManager { backend: Backend::Js(locks) });
         }
-        Ok(LockManager { backend: Backend::Js(locks) })
+        #[cfg(feature = "polyfill")]
+        if shareable() {
+            return Ok(LockManager { backend: Backend::Js(install_ours()) });
+        }
+        #[cfg(feature = "local")]
+        return Ok(LockManager { backend: Backend::Local(LOCAL.with(Rc::clone)) });
+        #[cfg(not(feature = "local"))]
+        Err(LockError::Unsupported)
     }
 
-    /// This package's polyfill, even where the browser has its own (the same lock space as
-    /// the JS package's polyfill): for now, the one the page installed on this global
-    /// (`dist/web-locks.js`, or `install({ force: true })` of the npm package); where the
-    /// global has no lock manager at all, local mode as with [`LockManager::get`]; else
-    /// [`LockError::Unsupported`].
+    /// This package's polyfill, also where the browser has its own: the same lock space as
+    /// the JS package's polyfill in every other tab, frame and worker. The one the page
+    /// installed on this global, if any (`dist/web-locks.js`, or `install()` of the npm
+    /// package); else this crate's own (feature `polyfill`; not installed on the global),
+    /// where it can reach other contexts; else, where the global has no lock manager at
+    /// all, local mode as with [`LockManager::get`]; else [`LockError::Unsupported`].
     pub fn polyfill() -> Result<LockManager, LockError> {
         let locks = manager();
+        if !locks.is_null() && is_polyfill(&locks) {
+            return Ok(LockManager { backend: Backend::Js(locks) });
+        }
+        #[cfg(feature = "polyfill")]
+        if shareable() {
+            return Ok(LockManager { backend: Backend::Js(ours()) });
+        }
         if locks.is_null() {
             return LockManager::get();
         }
-        if !is_polyfill(&locks) {
-            return Err(LockError::Unsupported);
+        Err(LockError::Unsupported)
+    }
+
+    /// Whether this manager is this package's polyfill (the page's, or this crate's own),
+    /// rather than the browser's own or local mode.
+    ///
+    /// ```no_run
+    /// # fn demo() -> Result<(), web_locks_wasm::LockError> {
+    /// let locks = web_locks_wasm::LockManager::get()?;
+    /// let kind = if locks.is_polyfill() { "polyfill" } else if locks.is_local() { "local" } else { "native" };
+    /// # Ok(()) }
+    /// ```
+    pub fn is_polyfill(&self) -> bool {
+        match &self.backend {
+            Backend::Js(locks) => is_polyfill(locks),
+            #[cfg(feature = "local")]
+            Backend::Local(_) => false,
         }
-        Ok(LockManager { backend: Backend::Js(locks) })
     }
 
     /// Whether this manager is local: its locks exclude this context's other requests
@@ -513,7 +574,7 @@ impl LockManager {
         let service = options.holder.is_some() || options.ttl.is_some();
         let refused = || {
             Err(LockError::NotSupported(String::from(
-                "holder and ttl need the lock services of this package's polyfill (dist/web-locks.js)",
+                "holder and ttl need the lock services of this package's polyfill",
             )))
         };
         let locks = match &self.backend {
@@ -526,6 +587,9 @@ impl LockManager {
         let timeout = options.timeout.map_or(-1.0, |t| t.as_secs_f64() * 1000.0);
         let shared = options.mode == LockMode::Shared;
         let handle = if service {
+            #[cfg(feature = "polyfill")]
+            let s = if js_sys::Object::is(locks, &ours()) { our_services() } else { services(locks) };
+            #[cfg(not(feature = "polyfill"))]
             let s = services(locks);
             if s.is_null() {
                 return refused();

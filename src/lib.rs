@@ -29,6 +29,8 @@ pub mod bindings;
 
 #[cfg(all(target_arch = "wasm32", feature = "api"))]
 pub mod api;
+#[cfg(all(target_arch = "wasm32", feature = "polyfill"))]
+pub use api::set_worker_url;
 #[cfg(all(target_arch = "wasm32", feature = "api"))]
 pub use api::{LockError, LockGuard, LockInfo, LockManager, LockOptions, LockSnapshot};
 #[cfg(all(target_arch = "wasm32", feature = "api"))]

@@ -17,6 +17,12 @@ use web_locks_wasm::{LockError, LockManager, LockMode, LockOptions};
 
 wasm_bindgen_test_configure!(run_in_browser);
 
+/// The manager under test: this global's own.
+fn locks() -> LockManager {
+    LockManager::get().unwrap()
+}
+const POLYFILL: bool = false;
+
 include!("common/api_cases.rs");
 
 #[wasm_bindgen_test]

@@ -14,6 +14,12 @@ use wasm_bindgen_futures::{spawn_local, JsFuture};
 use wasm_bindgen_test::*;
 use web_locks_wasm::{LockError, LockManager, LockMode, LockOptions};
 
+/// The manager under test: this global's own.
+fn locks() -> LockManager {
+    LockManager::get().unwrap()
+}
+const POLYFILL: bool = false;
+
 include!("common/api_cases.rs");
 
 #[wasm_bindgen_test]

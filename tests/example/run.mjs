@@ -1,6 +1,8 @@
 // The Rust example page (examples/lock-demo, built by scripts/build-example.mjs) in two
-// tabs of headless Chromium, over the browser's own manager and over this package's
-// polyfill (`?polyfill`: the native one deleted, dist/web-locks.js loaded): tab A takes the
+// tabs of headless Chromium, over the browser's own manager, over this package's JS
+// polyfill (`?polyfill`: the native one deleted, dist/web-locks.js loaded), over the crate's
+// own (`?crate`: the native one deleted, no JS polyfill: the Rust code starts the one the
+// crate carries, gen/polyfill.js), and one tab of each of the last two: tab A takes the
 // lock, tab B waits for it and sees A hold it; A gives it back and B gets it. Run after
 // `node scripts/build.mjs` and `node scripts/build-example.mjs`.
 import { chromium } from "playwright-core";
@@ -15,12 +17,21 @@ let failed = 0;
 let passed = 0;
 const check = (ok, what, detail = "") => (ok ? passed++ : (failed++, console.log(`FAIL ${what} ${detail}`)));
 try {
-  for (const variant of ["native", "polyfill"]) {
+  // native: the browser's own; polyfill: the JS package's (dist/web-locks.js); crate: the
+  // crate's own, which the Rust code starts (no JS polyfill loaded); mixed: tab A over the
+  // crate's, tab B over the JS package's, one lock space.
+  for (const [variant, qa, qb] of [
+    ["native", "", ""],
+    ["polyfill", "?polyfill", "?polyfill"],
+    ["crate", "?crate", "?crate"],
+    ["mixed", "?crate", "?polyfill"],
+  ]) {
+    console.log(`-- ${variant}`);
     const context = await browser.newContext();
     const [a, b] = [await context.newPage(), await context.newPage()];
-    for (const p of [a, b]) {
+    for (const [p, q] of [[a, qa], [b, qb]]) {
       p.on("pageerror", (e) => check(false, `page error: ${e.message}`));
-      await p.goto(`${base}/examples/lock-demo/${variant === "polyfill" ? "?polyfill" : ""}`);
+      await p.goto(`${base}/examples/lock-demo/${q}`);
     }
     const status = (p) => p.textContent("#status");
     const until = async (p, re, what) => {
@@ -33,9 +44,19 @@ try {
     };
     await a.click("#take");
     check(await until(a, /this tab holds it: true/, "tab A holds the lock"), "A holds");
+    if (variant === "crate" || variant === "mixed") {
+      // The Rust code's LockManager::get() installed the crate's polyfill on the page's
+      // navigator.locks, shared with the origin's other contexts (not local mode).
+      const via = await a.evaluate(async () => {
+        const d = await navigator.locks.ready;
+        return `${d.mode}/${d.client.via}`;
+      });
+      console.log(`   tab A's connection: ${via}`);
+      check(variant === "crate" ? via === "shared/port" : via.startsWith("shared/"), `${variant}: tab A connected to the arbiter`, via);
+    }
     await b.click("#take");
     check(await until(b, /this tab holds it: false[\s\S]*held by [\s\S]*waited for by/, "tab B waits while A holds"), "B waits");
-    const expected = variant === "polyfill" ? "manager: this package's polyfill" : "manager: the browser's own";
+    const expected = variant === "native" ? "manager: the browser's own" : "manager: this package's polyfill";
     check((await status(a)).includes(expected), `${variant}: ${expected}`, await status(a));
     await a.click("#give");
     check(await until(b, /this tab holds it: true/, "tab B gets it once A gives it back"), "B holds");
@@ -47,7 +68,7 @@ try {
     await until(b, /this tab holds it: false/, "tab B gave it back");
     await b.fill("#desk", "Desk B");
     await b.click("#lease");
-    if (variant === "polyfill") {
+    if (variant !== "native") {
       check(await until(b, /this tab holds it: true/, "tab B holds it with a lease"), "B leased");
       check(await until(a, /held by [^\n]*holder Desk B/, "tab A sees the holder's label"), "label");
       const t0 = Date.now();

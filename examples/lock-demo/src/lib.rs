@@ -56,7 +56,7 @@ pub async fn status() -> Result<String, JsValue> {
     let mine = GUARD.with(|g| g.borrow().as_ref().is_some_and(LockGuard::is_held));
     let manager = if locks.is_local() {
         "local mode: this tab only"
-    } else if LockManager::polyfill().is_ok() {
+    } else if locks.is_polyfill() {
         "this package's polyfill"
     } else {
         "the browser's own"

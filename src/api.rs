@@ -75,8 +75,8 @@ extern "C" {
 /// Where the arbiter's SharedWorker script is, for this crate's polyfill (feature
 /// `polyfill`); call it before the first lock. By default it is the polyfill's own snippet
 /// file, `snippets/web-locks-wasm-<hash>/gen/polyfill.js` next to the app's JS glue, which
-/// is served as is by `wasm-pack build --target web` layouts, trunk and the wasm-pack test
-/// server. A bundler that merges the snippet into the app's bundle needs this call, with
+/// is served as is by `wasm-pack build --target web` layouts and the wasm-pack test server
+/// (and trunk, which copies snippets the same way). A bundler that merges the snippet into the app's bundle needs this call, with
 /// the URL where it serves a copy of that file. `None`: no SharedWorker (a tab hosts the
 /// arbiter, elected among the tabs).
 ///

@@ -82,13 +82,37 @@ function connect([exports, early]) {
     };
     link = coord.connectClient(exports, clientId, { ...options, worker: early.worker, probe: early.probe });
     host.post = link.post;
+    // Comes back as a new client `id` (after a goodbye): the client keeps what it holds and
+    // waits for (nothing, when idle) and re-registers it with the arbiter it finds.
+    const rejoin = (id) => {
+      clientId = id;
+      exports.clientReset();
+      coord.preconnect(clientId, options.workerUrl).then((again) => {
+        link = coord.connectClient(exports, clientId, { ...options, worker: again.worker, probe: again.probe });
+        host.post = link.post;
+      });
+    };
+    // The service worker's answer came after this context registered: it becomes that
+    // client once it is idle (holds, waits for and queries nothing), as a new client.
+    let away = false;
+    if (early.late) {
+      early.late.then((id) => {
+        const swap = () => {
+          if (away) return; // left the lock space meanwhile: comes back with a new id
+          if (!exports.clientIdle()) return void setTimeout(swap, 100);
+          link.goodbye();
+          const old = link;
+          queueMicrotask(() => (old.close(), rejoin(id)));
+        };
+        if (id && id !== clientId) swap();
+      });
+    }
     if (isWindow && typeof g.addEventListener === "function") {
       // A page that is really going says goodbye. One entering the back/forward cache
       // that holds and waits for nothing leaves the lock space for now (goodbye; its
       // probe database and channels closed, which would keep it out of the cache) and
       // comes back as a new client when it is restored. One that holds or waits stays:
       // the browser then evicts it and its locks are released, as with its own locks.
-      let away = false;
       g.addEventListener("pagehide", (e) => {
         if (!e.persisted) return link.goodbye();
         if (!exports.clientIdle()) return;
@@ -99,13 +123,9 @@ function connect([exports, early]) {
       g.addEventListener("pageshow", (e) => {
         if (!e.persisted || !away) return;
         away = false;
-        clientId = uuid();
-        exports.clientReset();
-        const again = { ...options };
-        coord.preconnect(clientId, again.workerUrl).then((early) => {
-          link = coord.connectClient(exports, clientId, { ...again, worker: early.worker, probe: early.probe });
-          host.post = link.post;
-        });
+        // A new id: the arbiter never takes back one that said goodbye (not even the
+        // service worker's Client.id, which stays the same across the cache).
+        rejoin(uuid());
       });
     }
   }
@@ -131,9 +151,25 @@ function load() {
         // wasm only; a context that may host the arbiter (local mode, workers, windows
         // without SharedWorker) loads the full module.
         const clientOnly = !active || (shared && isWindow && !!config.workerUrl && typeof SharedWorker === "function");
+        // In a page controlled by a service worker that runs the polyfill, the clientId is
+        // the page's Client.id (as the spec says), which only the service worker knows: it
+        // is asked, and its answer used if it comes before the module is ready; a later
+        // one, once this context is idle (see connect).
+        const asking = shared && isWindow ? askServiceWorker() : null;
         return import("./coord.js").then((m) => {
           coord = m;
-          return Promise.all([loader(!clientOnly), shared ? m.preconnect(clientId, isWindow && config.workerUrl) : null]);
+          const mod = loader(!clientOnly);
+          if (!shared) return Promise.all([mod, null]);
+          let id = clientId;
+          if (asking) {
+            const first = Promise.race([asking, mod.then(() => null, () => null)]);
+            id = first.then((v) => v || clientId);
+          }
+          const early = Promise.resolve(id).then((cid) => {
+            clientId = cid;
+            return m.preconnect(cid, isWindow && config.workerUrl);
+          });
+          return Promise.all([mod, early.then((e) => (asking ? { ...e, late: asking } : e))]);
         });
       })
       // Local after all (no probe database): the in-context arbiter is in the full module.
@@ -264,6 +300,56 @@ function uuid() {
   b[8] = (b[8] & 0x3f) | 0x80;
   const h = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+// The service worker's Client.id of this page, asked over a MessageChannel (the page's own
+// `navigator.serviceWorker` message handlers see nothing); null where the page is not
+// controlled. Each id is claimed once per realm: a second copy of the polyfill in the same
+// page (the Rust crate's beside the classic script) keeps a random one.
+const SW_ASK = "web-locks-wasm:client-id";
+const CLAIMED = Symbol.for(SW_ASK);
+function askServiceWorker() {
+  let c = null;
+  try {
+    c = g.navigator.serviceWorker && g.navigator.serviceWorker.controller;
+  } catch {} // an opaque origin throws SecurityError
+  if (!c || typeof MessageChannel !== "function") return null;
+  return new Promise((resolve) => {
+    const ch = new MessageChannel();
+    ch.port1.onmessage = (e) => {
+      ch.port1.close();
+      const id = e.data;
+      const ok = typeof id === "string" && /^[\x21-\x7e]{1,128}$/.test(id) && !g[CLAIMED];
+      if (ok) Object.defineProperty(g, CLAIMED, { value: id });
+      resolve(ok ? id : null);
+    };
+    try {
+      c.postMessage([SW_ASK], [ch.port2]);
+    } catch {
+      resolve(null);
+    }
+  });
+}
+
+/**
+ * In a service worker: answers its controlled pages' question with their Client.id. Our
+ * message only (stopped there, if this listener comes first); the app's own are untouched.
+ */
+function answerClients() {
+  const SW = g.ServiceWorkerGlobalScope;
+  if (typeof SW !== "function" || !(g instanceof SW) || g[CLAIMED]) return;
+  Object.defineProperty(g, CLAIMED, { value: true });
+  // Each id is given once: two realms must never share one (were a browser to report one
+  // id for a page and its about:blank frame, the second would keep its random id).
+  const given = new Set();
+  g.addEventListener("message", (e) => {
+    const d = e.data;
+    if (!Array.isArray(d) || d[0] !== SW_ASK || !e.ports || !e.ports[0]) return;
+    e.stopImmediatePropagation();
+    const id = e.source && typeof e.source.id === "string" && !given.has(e.source.id) ? e.source.id : null;
+    if (id) given.add(id);
+    e.ports[0].postMessage(id);
+  });
 }
 
 // What `host.get` reads and `host.error` makes, by the numbers src/bindings uses.
@@ -411,6 +497,7 @@ function define(target, key, desc) {
  */
 export function install({ force = false, workerUrl, mode } = {}) {
   configure({ workerUrl, mode });
+  answerClients();
   const nav = g.navigator;
   if (!nav) return null;
   if (nav.locks && !force) return nav.locks;

@@ -87,6 +87,8 @@ xvfb-run -a node tests/conformance/webkit.mjs
 step "cross-context end-to-end: tabs, frames, workers, crashes, arbiter kills (tests/e2e)"
 node tests/e2e/run.mjs
 node tests/e2e/sw-alone.mjs
+# A page controlled by a service worker that loads the polyfill: its clientId is its Client.id.
+node tests/e2e/sw-clientid.mjs
 # Two releases on one origin: today's build and the next protocol version's (and one that
 # no longer speaks today's), one lock space across an arbiter kill and a crash.
 node tests/e2e/versions.mjs

@@ -76,7 +76,8 @@ export function keepOpen(db) {
 /**
  * Starts what can start before the wasm module is ready: this context's probe database
  * and, in a window, the SharedWorker (it compiles and wins its election meanwhile).
- * Resolves to `{ probe, worker }`; `probe` is null where IndexedDB is unusable.
+ * `clientId` may be a promise (the probe waits for it; the SharedWorker does not).
+ * Resolves to `{ probe, worker, id }`; `probe` is null where IndexedDB is unusable.
  */
 export function preconnect(clientId, workerUrl) {
   let worker = null;
@@ -85,7 +86,7 @@ export function preconnect(clientId, workerUrl) {
       worker = new SharedWorker(workerUrl, workerOptions);
     } catch {}
   }
-  return holdProbe(clientId).then((probe) => ({ probe, worker }));
+  return Promise.resolve(clientId).then((id) => holdProbe(id).then((probe) => ({ probe, worker, id })));
 }
 
 /**

@@ -96,15 +96,12 @@ function connect([exports, early]) {
     // client once it is idle (holds, waits for and queries nothing), as a new client.
     let away = false;
     if (early.late) {
-      early.late.then((id) => {
-        const swap = () => {
-          if (away) return; // left the lock space meanwhile: comes back with a new id
-          if (!exports.clientIdle()) return void setTimeout(swap, 100);
-          link.goodbye();
-          const old = link;
-          queueMicrotask(() => (old.close(), rejoin(id)));
-        };
-        if (id && id !== clientId) swap();
+      early.late.then(function swap(id) {
+        if (!id || id === clientId || away) return; // away: comes back with a new id anyway
+        if (!exports.clientIdle()) return void setTimeout(swap, 100, id);
+        link.goodbye();
+        const old = link;
+        queueMicrotask(() => (old.close(), rejoin(id)));
       });
     }
     if (isWindow && typeof g.addEventListener === "function") {
@@ -155,21 +152,13 @@ function load() {
         // the page's Client.id (as the spec says), which only the service worker knows: it
         // is asked, and its answer used if it comes before the module is ready; a later
         // one, once this context is idle (see connect).
-        const asking = shared && isWindow ? askServiceWorker() : null;
+        const asking = shared && isWindow && askServiceWorker();
         return import("./coord.js").then((m) => {
           coord = m;
           const mod = loader(!clientOnly);
-          if (!shared) return Promise.all([mod, null]);
-          let id = clientId;
-          if (asking) {
-            const first = Promise.race([asking, mod.then(() => null, () => null)]);
-            id = first.then((v) => v || clientId);
-          }
-          const early = Promise.resolve(id).then((cid) => {
-            clientId = cid;
-            return m.preconnect(cid, isWindow && config.workerUrl);
-          });
-          return Promise.all([mod, early.then((e) => (asking ? { ...e, late: asking } : e))]);
+          const id = asking ? Promise.race([asking, mod.then(() => 0, () => 0)]).then((v) => v || clientId) : clientId;
+          const early = shared && m.preconnect(id, isWindow && config.workerUrl).then((e) => ((clientId = e.id), (e.late = asking), e));
+          return Promise.all([mod, early]);
         });
       })
       // Local after all (no probe database): the in-context arbiter is in the full module.
@@ -306,49 +295,43 @@ function uuid() {
 // `navigator.serviceWorker` message handlers see nothing); null where the page is not
 // controlled. Each id is claimed once per realm: a second copy of the polyfill in the same
 // page (the Rust crate's beside the classic script) keeps a random one.
-const SW_ASK = "web-locks-wasm:client-id";
-const CLAIMED = Symbol.for(SW_ASK);
+const ASK = "web-locks-wasm:client-id";
+const MINE = Symbol.for(ASK);
 function askServiceWorker() {
-  let c = null;
+  let c;
   try {
-    c = g.navigator.serviceWorker && g.navigator.serviceWorker.controller;
-  } catch {} // an opaque origin throws SecurityError
-  if (!c || typeof MessageChannel !== "function") return null;
-  return new Promise((resolve) => {
-    const ch = new MessageChannel();
-    ch.port1.onmessage = (e) => {
-      ch.port1.close();
-      const id = e.data;
-      const ok = typeof id === "string" && /^[\x21-\x7e]{1,128}$/.test(id) && !g[CLAIMED];
-      if (ok) Object.defineProperty(g, CLAIMED, { value: id });
-      resolve(ok ? id : null);
-    };
-    try {
-      c.postMessage([SW_ASK], [ch.port2]);
-    } catch {
-      resolve(null);
-    }
-  });
+    c = g.navigator.serviceWorker.controller;
+  } catch {} // none, or an opaque origin's SecurityError
+  return (
+    c &&
+    new Promise((resolve) => {
+      const { port1, port2 } = new MessageChannel();
+      port1.onmessage = ({ data }) => {
+        port1.close();
+        const ok = typeof data == "string" && /^[!-~]{1,128}$/.test(data) && !g[MINE];
+        if (ok) g[MINE] = data;
+        resolve(ok ? data : null);
+      };
+      c.postMessage([ASK], [port2]);
+    })
+  );
 }
 
 /**
- * In a service worker: answers its controlled pages' question with their Client.id. Our
- * message only (stopped there, if this listener comes first); the app's own are untouched.
+ * In a service worker: answers its controlled pages' question with their Client.id, each
+ * id once (two realms must never share one). Our message only, stopped there (if this
+ * listener comes first); the app's own are untouched.
  */
 function answerClients() {
   const SW = g.ServiceWorkerGlobalScope;
-  if (typeof SW !== "function" || !(g instanceof SW) || g[CLAIMED]) return;
-  Object.defineProperty(g, CLAIMED, { value: true });
-  // Each id is given once: two realms must never share one (were a browser to report one
-  // id for a page and its about:blank frame, the second would keep its random id).
-  const given = new Set();
+  if (!SW || !(g instanceof SW) || g[MINE]) return;
+  const given = (g[MINE] = new Set());
   g.addEventListener("message", (e) => {
-    const d = e.data;
-    if (!Array.isArray(d) || d[0] !== SW_ASK || !e.ports || !e.ports[0]) return;
+    const port = e.ports && e.ports[0];
+    const id = e.source && e.source.id;
+    if (!port || !Array.isArray(e.data) || e.data[0] !== ASK) return;
     e.stopImmediatePropagation();
-    const id = e.source && typeof e.source.id === "string" && !given.has(e.source.id) ? e.source.id : null;
-    if (id) given.add(id);
-    e.ports[0].postMessage(id);
+    port.postMessage(given.has(id) ? null : (given.add(id), id));
   });
 }
 

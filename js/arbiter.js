@@ -40,32 +40,20 @@ const tracer =
     };
   });
 
-/** Calls `onDead` once the context holding `${PREFIX}-c-${clientId}` is gone, then deletes it. */
+/**
+ * Calls `onDead` once the context holding `${PREFIX}-c-${clientId}` is gone; the database
+ * goes with it. A deletion waits for every connection to close, and the client's ignores
+ * `versionchange`: it goes through as soon as the client's connection closes (close,
+ * crash, navigation, terminate), and a frozen client keeps it waiting, rightly, since it
+ * still lives. Unlike an open at a higher version (an upgrade, which runs in the opener's
+ * context), a deletion needs nothing from this context to complete: one left pending by an
+ * arbiter that stopped running (handed over, then frozen) never holds up the next one's.
+ */
 function probe(clientId, onDead) {
-  const name = `${PREFIX}-c-${clientId}`;
   let fired = false;
-  const dead = () => {
-    if (fired) return;
-    fired = true;
-    try {
-      idb().deleteDatabase(name);
-    } catch {}
-    onDead();
-  };
   try {
-    const req = open(name, 2);
-    // Fires as soon as the client's connection closes (close, crash, navigation,
-    // terminate); a frozen client keeps it blocked, rightly, since it still lives.
-    req.onupgradeneeded = () => {
-      try {
-        req.transaction.abort();
-      } catch {}
-      dead();
-    };
-    req.onsuccess = () => {
-      req.result.close();
-      dead();
-    };
+    const req = idb().deleteDatabase(`${PREFIX}-c-${clientId}`);
+    req.onsuccess = () => fired || ((fired = true), onDead());
     // Any other failure says nothing about the client: never release on it; ask again.
     req.onerror = (e) => {
       e.preventDefault();
@@ -120,6 +108,26 @@ function campaign() {
   });
 }
 
+const doc = globalThis.document;
+/** A window that cannot be relied on to run: hidden (background pages get suspended). */
+const hidden = () => !!doc && doc.visibilityState === "hidden";
+/** Calls `fn` once this window is visible again (or resumed, or shown), or after 250 ms. */
+function whenAwake(fn) {
+  const AWAKE = [
+    [doc, "visibilitychange"],
+    [doc, "resume"],
+    [globalThis, "pageshow"],
+  ];
+  const go = () => {
+    clearTimeout(t);
+    for (const [target, type] of AWAKE) target.removeEventListener(type, ready);
+    fn();
+  };
+  const ready = () => !hidden() && go();
+  const t = setTimeout(go, 250);
+  for (const [target, type] of AWAKE) target.addEventListener(type, ready);
+}
+
 /**
  * Makes this context a candidate arbiter host; once elected, runs the arbiter until the
  * context dies or steps down (for a preferred host). `wasm` is the full module's exports
@@ -148,7 +156,7 @@ export function runArbiter(wasm, { preferred, ports }) {
 
   let stepDown = () => {};
 
-  const run = () => {
+  const run = (force) => {
     campaign().then(([leaderDb, epoch]) => {
       stats.elections++;
       if (preferredWaiting && !preferred) {
@@ -157,6 +165,15 @@ export function runArbiter(wasm, { preferred, ports }) {
         preferredWaiting = false;
         stats.abdications++;
         return setTimeout(run, 50);
+      }
+      // A hidden window gives the election to the next candidate (a visible window, a
+      // worker), and runs again once visible, or after 250 ms: then it leads even if
+      // still hidden (every window may be hidden, and somebody has to serve).
+      if (!preferred && !force && hidden()) {
+        leaderDb.close();
+        held.delete(leaderDb);
+        stats.abdications++;
+        return whenAwake(() => run(true));
       }
       // The election ran while the module compiled (a cold start's critical path). A
       // module that fails to load cannot serve: give the election back.
@@ -217,7 +234,9 @@ export function runArbiter(wasm, { preferred, ports }) {
         if (!ok) stats.garbage++;
       });
     const watch = (clientId) => {
-      if (probed.has(clientId)) return;
+      // This context's own client dies with this arbiter: no probe (a probe left pending
+      // here would hold up the next arbiter's, should this context stop running).
+      if (probed.has(clientId) || (debug.client && debug.client.clientId === clientId)) return;
       probed.add(clientId);
       probe(clientId, () =>
         safely(() => {
@@ -328,12 +347,37 @@ export function runArbiter(wasm, { preferred, ports }) {
       feed(conn, words);
     };
 
+    // A window that hosts the arbiter (no SharedWorker, or its fallback) hands it over
+    // before it may stop running: when it is hidden (browsers suspend background pages,
+    // mobile ones soonest, and freeze them later), frozen (Page Lifecycle `freeze`), or
+    // going into the back/forward cache. It retires through the recovery path: the next
+    // candidate (a visible window or a worker, already queued) is elected, and every
+    // client re-registers with it, this window's too while it still runs; the election
+    // keeps it to one arbiter at a time. It runs again once awake (see run()).
+    let unwatch = () => {};
+    if (doc && !preferred && typeof doc.addEventListener === "function") {
+      const handOver = () => retire(true, true);
+      const onVisibility = () => hidden() && handOver();
+      const onPagehide = (e) => e.persisted && handOver();
+      doc.addEventListener("freeze", handOver);
+      doc.addEventListener("visibilitychange", onVisibility);
+      globalThis.addEventListener("pagehide", onPagehide);
+      unwatch = () => {
+        doc.removeEventListener("freeze", handOver);
+        doc.removeEventListener("visibilitychange", onVisibility);
+        globalThis.removeEventListener("pagehide", onPagehide);
+      };
+    }
+    const again = () => runArbiter(wasm, { preferred, ports });
+
     // Stop serving: close the databases that make this the arbiter, so that another is
-    // elected. `requeue`: run again as a candidate; otherwise (the module is broken) a
-    // SharedWorker ends itself.
-    const retire = (requeue) => {
+    // elected. `requeue`: run again as a candidate (`handedOver`: once this window is
+    // awake again); otherwise (the module is broken) a SharedWorker ends itself.
+    const retire = (requeue, handedOver) => {
       if (stopped) return;
       stopped = true;
+      unwatch();
+      if (handedOver) stats.handovers++;
       WEB_LOCKS_TRACE && traced("retire");
       stats.abdications++;
       serve = null;
@@ -353,7 +397,7 @@ export function runArbiter(wasm, { preferred, ports }) {
       if (debug.arbiter && debug.arbiter.host === host) debug.arbiter = null; // no longer hosting
       preferredWaiting = false;
       bus.close();
-      if (requeue) setTimeout(() => runArbiter(wasm, { preferred, ports }), 100);
+      if (requeue) handedOver ? whenAwake(again) : setTimeout(again, 100);
       else if (preferred && typeof globalThis.close === "function") globalThis.close();
     };
     // A non-preferred host gives way to a SharedWorker (and queues again behind it).

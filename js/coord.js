@@ -29,7 +29,7 @@ export const CANDIDATE = "C"; // [C, versions]: a preferred host (SharedWorker) 
 export const workerOptions = { name: PREFIX };
 
 /** Counters, visible through `navigator.locks.debug` for tests and the demo. */
-export const stats = { garbage: 0, misaddressed: 0, elections: 0, recoveries: 0, deaths: 0, abdications: 0, incompatible: 0 };
+export const stats = { garbage: 0, misaddressed: 0, elections: 0, recoveries: 0, deaths: 0, abdications: 0, handovers: 0, incompatible: 0 };
 
 /**
  * The protocol version to speak with an arbiter that speaks `theirs` (a module's

@@ -110,20 +110,21 @@ function connect([exports, early]) {
       // probe database and channels closed, which would keep it out of the cache) and
       // comes back as a new client when it is restored. One that holds or waits stays:
       // the browser then evicts it and its locks are released, as with its own locks.
-      g.addEventListener("pagehide", (e) => {
-        if (!e.persisted) return link.goodbye();
-        if (!exports.clientIdle()) return;
+      // The same for a page that is frozen (Page Lifecycle): an idle one leaves, so that
+      // no arbiter's recovery ever waits for it to re-register while it cannot run.
+      const leave = () => {
+        if (away || !exports.clientIdle()) return;
         away = true;
         link.goodbye();
         queueMicrotask(link.close); // once the goodbye went out
-      });
-      g.addEventListener("pageshow", (e) => {
-        if (!e.persisted || !away) return;
-        away = false;
-        // A new id: the arbiter never takes back one that said goodbye (not even the
-        // service worker's Client.id, which stays the same across the cache).
-        rejoin(uuid());
-      });
+      };
+      // A new id: the arbiter never takes back one that said goodbye (not even the
+      // service worker's Client.id, which stays the same across the cache).
+      const back = () => away && ((away = false), rejoin(uuid()));
+      g.addEventListener("pagehide", (e) => (e.persisted ? leave() : link.goodbye()));
+      g.addEventListener("pageshow", (e) => e.persisted && back());
+      g.document.addEventListener("freeze", leave);
+      g.document.addEventListener("resume", back);
     }
   }
   return exports;

@@ -585,6 +585,118 @@ scenario("f", "no SharedWorker: tabs elect a leader; the leader closes while oth
   }
 });
 
+scenario("m", "no SharedWorker: the leader tab goes to the background and is frozen, or is frozen while idle: it hands the arbiter over, the other tabs keep going", "R-20 (liveness) R-27 R-80", false, async (h, c) => {
+  // The browser's default context (freezable, see harness.mjs): its pages are tabs of one
+  // window, so only the front tab is visible, as in a real browser.
+  const s = await h.scene({ target: c.target, nosw: true, freezable: true });
+  try {
+    const tabs = await openTabs(s, 3, "M");
+    // [the leader, every tab's info] once one tab leads and every tab is registered with it.
+    const settled = async (among = tabs) => {
+      const infos = await Promise.all(among.map((t) => t.call("info")));
+      const ls = among.filter((t, i) => infos[i].arbiter && !infos[i].arbiter.stale && !infos[i].arbiter.recovering);
+      const epochs = new Set(infos.map((i) => i.epoch));
+      return ls.length === 1 && epochs.size === 1 && infos[0].epoch > 0 && [ls[0], infos];
+    };
+    const leader = (among) => until(() => settled(among), "one leader, every tab registered with it");
+    const vis = async () => Object.fromEntries(await Promise.all(tabs.map(async (t) => [t.label, (await t.call("info")).visibility])));
+    let [L, infos] = await leader();
+    c.note(`visibility ${JSON.stringify(await vis())}; leader ${L.label} (epoch ${infos[0].epoch})`);
+    c.expect((await L.call("info")).visibility === "visible", "the leader is the visible tab (hidden windows pass the election)");
+    const rate = async (A, B, tag) => {
+      const t0 = await A.now();
+      const [ra, rb] = await Promise.all([A.call("loop", `${tag}a-`, "m-lock", 150, { hold: 0 }), B.call("loop", `${tag}b-`, "m-lock", 150, { hold: 0 })]);
+      const ms = (await A.now()) - t0;
+      c.expect([...ra, ...rb].every((r) => r.outcome === "released"), `${tag}: every request granted and released`);
+      return Math.round((300 / ms) * 1000);
+    };
+    let [X, Y] = tabs.filter((t) => t !== L);
+    c.fig("m grants/s of two tabs, leader running", await rate(X, Y, "before"));
+
+    // 1. The leader holds a lock, goes to the background (another tab to the front), and is
+    //    frozen there: it handed over when hidden and re-registered while it still ran.
+    await L.call("acquire", "l1", "m-held", {});
+    await L.call("waitGranted", "l1");
+    const epoch0 = infos[0].epoch;
+    let t = await X.now();
+    await X.page.bringToFront();
+    let L2;
+    [L2, infos] = await leader();
+    c.expect(L2 !== L && infos[0].epoch > epoch0, `hidden, the leader handed over (to ${L2.label}, epoch ${infos[0].epoch})`);
+    c.fig("m leader hidden → another tab leads, ms", (await X.now()) - t);
+    await L.freeze();
+    c.fig("m grants/s of two tabs, the old leader hidden and frozen (holding a lock)", await rate(X, Y, "frozen"));
+    let q = await X.call("query");
+    c.expect(heldOf(q, "m-held").length === 1, "the frozen tab's lock is still held (it lives)");
+    await X.call("acquire", "x1", "m-held", {});
+    await sleep(200);
+    c.expect((await X.call("record", "x1")).outcome === "pending", "not granted while the frozen tab holds it");
+    await L.resume();
+    await L.call("release", "l1");
+    c.expect((await X.call("waitGranted", "x1")).outcome === "held", "granted once the thawed tab released it");
+    await X.call("release", "x1");
+
+    // 2. The (visible) leader, idle, is frozen directly: it hands over at `freeze`, and its
+    //    client leaves the lock space, so that the new arbiter's recovery does not wait
+    //    for it; thawed, it comes back as a new client.
+    [L, infos] = await leader();
+    [X, Y] = tabs.filter((tb) => tb !== L);
+    const epoch1 = infos[0].epoch;
+    t = await X.now();
+    await L.freeze();
+    const after = await until(async () => {
+      const i = await Promise.all([X.call("info"), Y.call("info")]);
+      return i.every((x) => x.epoch > epoch1) && i.some((x) => x.arbiter && !x.arbiter.stale && !x.arbiter.recovering) && i;
+    }, "a running tab leads while the idle leader is frozen");
+    c.fig("m idle leader frozen → another tab leads, ms", (await X.now()) - t);
+    c.note(`idle leader ${L.label} frozen: epoch ${epoch1} → ${after[0].epoch}`);
+    c.fig("m grants/s of two tabs, the idle leader frozen", await rate(X, Y, "idle-frozen"));
+    await L.resume();
+    await sleep(300);
+    const li = await L.call("info");
+    c.expect(li.stats.handovers >= 2, `the leader handed over each time (stats.handovers ${li.stats.handovers})`);
+    await L.call("acquire", "l2", "m-lock", {});
+    c.expect((await L.call("waitGranted", "l2")).outcome === "held", "thawed, it takes locks again (a new client)");
+    await L.call("release", "l2");
+    q = await X.call("query");
+    c.expect(!q.held.concat(q.pending).length, "nothing left held or pending");
+    const all = [...(await X.call("settleAll")), ...(await Y.call("settleAll")), ...(await L.call("settleAll"))];
+    c.none(checkExclusion(all, {}), "exclusion");
+    c.expect(unsettled([...(await X.call("records")), ...(await Y.call("records")), ...(await L.call("records"))]).length === 0, "no lost request");
+
+    // 3. Crash release while an old leader is frozen: its probes, left pending when it
+    //    handed over, must not hold up the new arbiter's.
+    [L, infos] = await leader();
+    [X, Y] = tabs.filter((tb) => tb !== L);
+    await L.page.bringToFront();
+    await sleep(100);
+    await X.page.bringToFront();
+    await until(async () => {
+      const r = await settled();
+      return r && r[0] !== L;
+    }, "the hidden leader handed over");
+    await L.freeze();
+    await Y.call("acquire", "y1", "m-crash", {});
+    await Y.call("waitGranted", "y1");
+    await X.call("acquire", "x3", "m-crash", {});
+    await pendingCount(X, "m-crash", 1);
+    await Y.call("snapshotForKill");
+    t = await X.now();
+    await Y.crash();
+    const x3 = await Promise.race([X.call("waitGranted", "x3"), sleep(5000).then(() => null)]);
+    c.expect(x3 && x3.outcome === "held", "a crashed holder's lock is granted while the old leader is frozen", x3 ? "" : "not within 5 s");
+    if (x3) c.fig("m holder crashed, old leader frozen → waiter granted, ms", x3.start - t);
+    await L.resume();
+    if (!x3) {
+      const late = await X.call("waitGranted", "x3");
+      c.note(`granted only after the old leader thawed (${Math.round(late.start - t)} ms after the crash)`);
+    }
+    await X.call("release", "x3");
+  } finally {
+    await s.close();
+  }
+});
+
 scenario("g", "arbiter SharedWorker killed (Target.closeTarget) with locks held and requests queued", "R-20 R-72", false, async (h, c) => {
   const s = await h.scene({ target: c.target });
   try {

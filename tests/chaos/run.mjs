@@ -128,13 +128,45 @@ async function trial(h, n) {
   const spawnSub = async (u, kind) => {
     const n = subCount++;
     const sub = await u.tab.spawn(kind, `${kind === "worker" ? "W" : "F"}${u.i}.${n}`);
+    starting.push(sub);
     sub.id = (await sub.call("chaos", work(1000 + n))).clientId;
     u.subs.set(kind, sub);
     return sub;
   };
-  const spawnUnit = async () => {
+  // The clock of the first tab that answers; a tab that does not answer died on its own
+  // (`unexpected`), and is replaced like a killed one.
+  const clock = async () => {
+    for (const u of [...units]) {
+      if (u.tab.unexpected) continue;
+      const t = await u.tab.now().catch(() => null);
+      if (t !== null) return t;
+      u.tab.unexpected = "no answer";
+    }
+    throw new Error("no tab answers");
+  };
+  // A unit that fails to start (a page or worker that does not answer in time, on a loaded
+  // machine) is recorded as unexpected, closed, and started again: a long run must not end
+  // on it. Its contexts that did start count as killed from then on.
+  const spawnUnit = async (attempt = 0) => {
+    try {
+      return await startUnit();
+    } catch (e) {
+      if (attempt >= 3) throw e;
+      unexpected.push({ tab: `T${next - 1}`, why: `did not start: ${String(e.message || e).slice(0, 120)}` });
+      const t = await clock().catch(() => null);
+      for (const c of starting.splice(0)) {
+        if (c.id && t !== null) killed.set(c.id, t);
+        await (c.kill ? c.kill() : c.close()).catch(() => {});
+      }
+      return spawnUnit(attempt + 1);
+    }
+  };
+  const starting = []; // the contexts of the unit being started
+  const startUnit = async () => {
+    starting.length = 0;
     const i = next++;
     const tab = await s.tab(`T${i}`, cfg.mix && i % 2 ? { dist: MIX } : {});
+    starting.push(tab);
     // A renderer that dies without being killed (Chromium may put two same-site tabs in one
     // process, and a crash then takes both) is recorded, not a failure of the run.
     tab.page.once("crash", () => tab.dead || (tab.unexpected = "crashed"));
@@ -187,15 +219,6 @@ async function trial(h, n) {
       for (const id of ids(u)) killed.set(id, t);
       await spawnUnit();
     };
-    const clock = async () => {
-      for (const u of [...units]) {
-        if (u.tab.unexpected) continue;
-        const t = await u.tab.now().catch(() => null);
-        if (t !== null) return t;
-        u.tab.unexpected = "no answer";
-      }
-      throw new Error("no tab answers");
-    };
     for (;;) {
       await sleep(cfg.killMin + rnd() * (cfg.killMax - cfg.killMin));
       if (cfg.ops ? records.size >= cfg.ops : (await clock()) > until - 1000) break;
@@ -218,7 +241,12 @@ async function trial(h, n) {
         await sub.kill();
         kills[how] = (kills[how] || 0) + 1;
         killed.set(sub.id, t);
-        await spawnSub(u, kind);
+        u.subs.delete(kind);
+        starting.length = 0;
+        await spawnSub(u, kind).catch(async (e) => {
+          for (const c of starting.splice(0)) if (c.id) killed.set(c.id, t);
+          await lost(u, `${kind} did not start: ${String(e.message || e).slice(0, 120)}`);
+        });
         continue;
       }
       units.delete(u);

@@ -106,4 +106,8 @@ node --test tests/chaos/
 # Every other tab runs the next release's build (--mix 1): two protocol versions.
 node tests/chaos/run.mjs --seconds 75 --tabs 6 --mix 1
 
+step "the README's support table, from the runs above (scripts/support-table.mjs)"
+node scripts/support-table.mjs > /dev/null
+git diff --quiet -- README.md 2>/dev/null || echo "note: the support table in README.md changed with these runs (commit it)"
+
 step "all tests passed"

@@ -14,6 +14,7 @@ import { createHash } from "node:crypto";
 import { readFileSync, rmSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { record } from "../results.mjs";
 import { promisify } from "node:util";
 import { chromium } from "playwright-core";
 import { serve } from "../../scripts/server.mjs";
@@ -230,4 +231,5 @@ try {
 }
 console.log(`(${((Date.now() - t0) / 1000).toFixed(1)} s in all)`);
 console.log(`bundlers: ${names.length - failed} passed, ${failed} failed`);
+record("bundlers", { engine: "Chromium", version: "", rows: { "built with Vite, webpack, esbuild, Rollup and Parcel": `${failed ? "fail" : "pass"} (${names.length - failed}/${names.length})` } });
 process.exit(failed ? 1 : 0);

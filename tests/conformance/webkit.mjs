@@ -7,7 +7,8 @@
 // Runs our conformance suite (tests/conformance/page.html) against WebKit's native
 // navigator.locks and ours, in a window and in a dedicated worker. Exit code 1 if ours fails
 // a test.
-import { spawn } from "node:child_process";
+import { record, versionOf } from "../results.mjs";
+import { execFileSync, spawn } from "node:child_process";
 import { serve } from "../../scripts/server.mjs";
 
 const MINIBROWSER = process.env.MINIBROWSER || "/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser";
@@ -42,6 +43,8 @@ const session = await wd("POST", "/session", {
   capabilities: { alwaysMatch: { "webkitgtk:browserOptions": { binary: MINIBROWSER, args: ["--automation"] } } },
 });
 let failed = 0;
+const rows = {};
+let ua = "";
 try {
   for (const scope of ["window", "worker"]) {
     for (const target of ["native", "ours"]) {
@@ -54,13 +57,112 @@ try {
       const r = JSON.parse(await script("return JSON.stringify({ results: self.__results, fatal: self.__fatal || null, ua: navigator.userAgent })"));
       const count = (s) => r.results.filter((t) => t.status === s).length;
       console.log(`${target}/${scope}: ${count("pass")} passed, ${count("fail")} failed, ${count("skip")} skipped${r.fatal ? ` (harness: ${r.fatal})` : ""}`);
-      for (const t of r.results.filter((t) => t.status === "fail")) {
+      const fails = r.results.filter((t) => t.status === "fail");
+      for (const t of fails) {
         console.log(`  fails: [${t.list}] ${t.name}: ${String(t.error).slice(0, 160)}`);
         if (target === "ours") failed++;
+      }
+      if (target === "ours") {
+        rows[`conformance, ${scope === "window" ? "window" : "dedicated worker"}`] = `${fails.length ? "fail" : "pass"} (${count("pass")} tests)`;
+        ua = r.ua;
       }
       if (target === "ours" && scope === "worker") console.log(`webkit: ${failed ? `${failed} failure(s) of ours` : "ours passes"} (${r.ua})`);
     }
   }
+  // ---- 2. two windows of one session (WebDriver's New Window), one lock space ----
+  const sid = session.sessionId;
+  const open = async () => {
+    const { handle } = await wd("POST", `/session/${sid}/window/new`, { type: "tab" });
+    await wd("POST", `/session/${sid}/window`, { handle });
+    await wd("POST", `/session/${sid}/url`, { url: `${base}/bench/page.html?impl=ours` });
+    await until(`window.ready && window.ready.then(() => (window.isReady = true)); return window.isReady === true`);
+    return handle;
+  };
+  const on = (h) => wd("POST", `/session/${sid}/window`, { handle: h });
+  const until = async (s, ms = 20000) => {
+    const t0 = Date.now();
+    for (;;) {
+      const v = await script(s).catch(() => false);
+      if (v) return v;
+      if (Date.now() - t0 > ms) throw new Error(`timed out: ${s.slice(0, 80)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+  const a = await open();
+  const b = await open();
+  const LOOP = (who) => `window.spans = []; (async () => {
+    for (let i = 0; i < 100; i++) await navigator.locks.request("wk", async () => {
+      const s = now(); await new Promise((r) => setTimeout(r, 5)); window.spans.push([s, now(), ${who}]);
+    });
+    window.loopDone = true;
+  })(); return true;`;
+  await on(a);
+  await script(LOOP(0));
+  await on(b);
+  await script(LOOP(1));
+  const spans = [];
+  for (const h of [a, b]) {
+    await on(h);
+    spans.push(...(await until("return window.loopDone && window.spans", 60000)));
+  }
+  spans.sort((x, y) => x[0] - y[0]);
+  // Each window's clock is its own (timeOrigin differs, coarsened): 5 ms holds make a
+  // double grant overlap by several ms; up to SLACK is clock noise.
+  const SLACK = 2;
+  const overlaps = spans.filter((sp, i) => i && spans[i - 1][1] - sp[0] > SLACK).length;
+  const interleaved = spans.some((sp, i) => i && sp[2] !== spans[i - 1][2]);
+  const twoTabs = spans.length === 200 && !overlaps && interleaved;
+  console.log(`two windows, 2 × 100 exclusive requests (5 ms holds): ${spans.length} grants, ${overlaps} overlaps beyond ${SLACK} ms, interleaved: ${interleaved}`);
+  rows["two tabs contend on one lock"] = twoTabs ? "pass" : "fail";
+  if (!twoTabs) failed++;
+
+  // Holder window closed: the waiter in the other is granted then, not before.
+  await on(a);
+  await script(`navigator.locks.request("held", () => new Promise(() => {})); return true;`);
+  await until(`navigator.locks.query().then((q) => (window.q = q)); return !!window.q && window.q.held.length === 1`);
+  await on(b);
+  await script(`window.got = null; navigator.locks.request("held", () => (window.got = Date.now())); return true;`);
+  await new Promise((r) => setTimeout(r, 300));
+  const early = await script("return window.got");
+  await on(a);
+  const t0 = Date.now();
+  await wd("DELETE", `/session/${sid}/window`);
+  await on(b);
+  const got = await until("return window.got");
+  console.log(`holder window closed → waiter granted: ${early === null ? "not before" : "BEFORE the close (!)"}, then after ${got - t0} ms`);
+  rows["holder tab closed: the waiter is granted"] = early === null ? "pass" : "fail";
+  if (early !== null) failed++;
+
+  // A dedicated worker (the classic script by importScripts) contends with its window.
+  await script(`window.sees = null; (async () => {
+    await new Promise((granted) => navigator.locks.request("w", () => (granted(), new Promise((r) => (window.releaseW = r)))));
+    const w = new Worker(URL.createObjectURL(new Blob([\`
+      delete WorkerNavigator.prototype.locks; delete self.LockManager; delete self.Lock;
+      importScripts(\${JSON.stringify(location.origin + "/dist/web-locks.js")});
+      onmessage = async (e) => {
+        if (e.data === "try") postMessage(await navigator.locks.request("w", { ifAvailable: true }, (l) => !!l));
+        else postMessage("granted " + (await navigator.locks.request("w", (l) => !!l)));
+      };\`], { type: "text/javascript" })));
+    const ask = (m) => new Promise((r) => ((w.onmessage = (e) => r(e.data)), w.postMessage(m)));
+    const busy = await ask("try");
+    const waiting = ask("wait");
+    await new Promise((r) => setTimeout(r, 200));
+    window.releaseW();
+    window.sees = [busy, await waiting];
+  })(); return true;`);
+  const sees = await until("return window.sees");
+  console.log(`dedicated worker: ifAvailable while the window holds it: ${sees[0]}; waiting: ${sees[1]}`);
+  rows["a dedicated worker contends with a tab"] = sees[0] === false && sees[1] === "granted true" ? "pass" : "fail";
+  if (rows["a dedicated worker contends with a tab"] !== "pass") failed++;
+
+  for (const what of ["holder tab crashed: the waiter is granted", "frozen tab keeps its lock", "arbiter SharedWorker killed"]) {
+    rows[what] = "not drivable: WebKitWebDriver has no process crash, freeze or worker target";
+  }
+  let version = versionOf(ua);
+  try {
+    version = `WebKitGTK ${execFileSync("dpkg-query", ["-W", "-f=${Version}", "libwebkit2gtk-4.1-0"], { encoding: "utf8" }).split("-")[0]}`;
+  } catch {}
+  record("webkit", { engine: "WebKit", version, rows });
 } finally {
   await wd("DELETE", `/session/${session.sessionId}`).catch(() => {});
   driver.kill();

@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
 import { serve } from "../../scripts/server.mjs";
 import { launchOptions } from "../browser.mjs";
+import { record } from "../results.mjs";
 
 const root = new URL("../..", import.meta.url).pathname;
 const argv = process.argv.slice(2);
@@ -605,8 +606,10 @@ await test("steal: the handle's signal aborts with AbortError and held turns fal
   assert.deepEqual(await a.evaluate(() => [h.held, h.signal.reason.name]), [false, "AbortError"]);
 });
 
+const chromiumVersion = browser.version();
 await browser.close();
 server.close();
 const failed = results.filter((r) => r[1] !== "pass");
 console.log(`services: ${results.length - failed.length} passed, ${failed.length} failed`);
+record("services", { engine: "Chromium", version: `Chromium ${chromiumVersion}`, rows: { "lock services across tabs": `${failed.length ? "fail" : "pass"} (${results.length} checks)` } });
 process.exit(failed.length ? 1 : 0);

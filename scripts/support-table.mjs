@@ -42,7 +42,7 @@ const ROWS = [
   ["holder tab crashed: the waiter is granted", scenario(e2e, "c"), row(firefox, "holder tab crashed: the waiter is granted"), row(webkit, "holder tab crashed: the waiter is granted")],
   ["frozen tab keeps its lock", scenario(e2e, "d"), row(firefox, "frozen tab keeps its lock"), row(webkit, "frozen tab keeps its lock")],
   ["a dedicated worker contends with a tab", scenario(e2e, "e"), row(firefox, "a dedicated worker contends with a tab"), row(webkit, "a dedicated worker contends with a tab")],
-  ["nested, shared and service workers contend with a tab", scenario(e2e, "e"), NOT_RUN, NOT_RUN],
+  ["nested, shared and service workers contend with a tab", scenario(e2e, "e"), row(firefox, "nested, shared and service workers contend with a tab"), row(webkit, "nested, shared and service workers contend with a tab")],
   ["arbiter SharedWorker killed", scenario(e2e, "g"), row(firefox, "arbiter SharedWorker killed"), row(webkit, "arbiter SharedWorker killed")],
   ["no SharedWorker: the leader closes, is hidden, is frozen", [scenario(e2e, "f"), scenario(e2e, "m")].every((x) => x === "pass") ? "pass" : scenario(e2e, "f") === NOT_RUN ? NOT_RUN : "fail", NOT_RUN, NOT_RUN],
   ["lock services across tabs", row(services, "lock services across tabs"), row(firefox, "lock services across tabs"), NOT_RUN],

@@ -32,7 +32,8 @@
 //
 // Exit code 1 when any trial has a violation (each is printed with the decisions that led
 // to it); the report (JSON) keeps every figure and violation.
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { getHeapStatistics } from "node:v8";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -42,6 +43,13 @@ import { decode } from "./trace.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
 const argv = process.argv.slice(2);
+// A long --ops run keeps every record and decision for the final check: about 4 GB per
+// million requests, more than Node's default heap. Run again with a bigger one.
+const opsArg = argv.indexOf("--ops");
+if (opsArg >= 0 && Number(argv[opsArg + 1]) > 200000 && getHeapStatistics().heap_size_limit < 8e9) {
+  const r = spawnSync(process.execPath, ["--max-old-space-size=14000", fileURLToPath(import.meta.url), ...argv], { stdio: "inherit" });
+  process.exit(r.status ?? 1);
+}
 const opt = (name, dflt) => {
   const i = argv.indexOf(`--${name}`);
   return i < 0 ? dflt : typeof dflt === "number" ? Number(argv[i + 1]) : argv[i + 1];
@@ -219,9 +227,14 @@ async function trial(h, n) {
       for (const id of ids(u)) killed.set(id, t);
       await spawnUnit();
     };
+    let lastProgress = Date.now();
     for (;;) {
       await sleep(cfg.killMin + rnd() * (cfg.killMax - cfg.killMin));
       if (cfg.ops ? records.size >= cfg.ops : (await clock()) > until - 1000) break;
+      if (cfg.ops && Date.now() - lastProgress > 60000) {
+        lastProgress = Date.now();
+        console.log(`  ${records.size} of ${cfg.ops} requests, ${Math.round((Date.now() - t0) / 1000)} s`);
+      }
       for (const u of [...units]) if (u.tab.unexpected) await lost(u, u.tab.unexpected);
       const victims = [...units];
       const u = victims[Math.floor(rnd() * victims.length)];

@@ -409,3 +409,24 @@ export function runArbiter(wasm, { preferred, ports }) {
   run();
 }
 
+/**
+ * In the arbiter's SharedWorker (named PREFIX): registers for connections at once (or the
+ * first one is lost) and hosts the arbiter, the preferred host, once `wasm` (a promise of
+ * the full module's exports) is ready. Returns whether this global is that SharedWorker.
+ */
+export function hostSharedWorker(wasm) {
+  const g = globalThis;
+  if (typeof g.SharedWorkerGlobalScope !== "function" || !(g instanceof g.SharedWorkerGlobalScope) || g.name !== PREFIX) return false;
+  const pending = [];
+  let sink = null;
+  g.onconnect = (e) => (sink ? sink(e.ports[0]) : pending.push(e.ports[0]));
+  const ports = {
+    set onport(fn) {
+      sink = fn;
+      pending.splice(0).forEach(fn);
+    },
+  };
+  runArbiter(wasm(), { preferred: true, ports });
+  g.webLocksDebug = debug; // for DevTools: the arbiter's state and counters
+  return true;
+}

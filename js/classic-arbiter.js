@@ -6,8 +6,7 @@
 // - Loaded by web-locks.js in a context that has to host the arbiter, it hands web-locks.js
 //   `{ load, runArbiter }` under HOOK, and its arbiter.js uses web-locks.js's coord.js
 //   (scripts/build.mjs resolves "./coord.js" to the one found under HOOK, or its own).
-import { runArbiter } from "./arbiter.js";
-import { debug, PREFIX } from "./coord.js";
+import { hostSharedWorker, runArbiter } from "./arbiter.js";
 import { fromHex, HOOK } from "./hex.js";
 import initWasm, * as glue from "../build/pkg/web_locks_wasm.js";
 
@@ -24,17 +23,4 @@ const load = () =>
 const g = globalThis;
 const hook = g[HOOK];
 if (hook) hook.full = { load, runArbiter };
-else if (typeof g.SharedWorkerGlobalScope === "function" && g instanceof g.SharedWorkerGlobalScope && g.name === PREFIX) {
-  // Register for connections synchronously, or the first one is lost; serve once ready.
-  const pending = [];
-  let sink = null;
-  g.onconnect = (e) => (sink ? sink(e.ports[0]) : pending.push(e.ports[0]));
-  const ports = {
-    set onport(fn) {
-      sink = fn;
-      pending.splice(0).forEach(fn);
-    },
-  };
-  runArbiter(load(), { preferred: true, ports });
-  g.webLocksDebug = debug; // for DevTools: the arbiter's state and counters
-}
+else hostSharedWorker(load);

@@ -15,8 +15,8 @@
 // Importing it does nothing but configure: nothing touches a global, no wasm is compiled
 // until the Rust API first calls `ours()` or `installOurs()` and makes a request.
 import { configure, host, install, polyfillManager, setLoader } from "./core.js";
-import { runArbiter } from "./arbiter.js";
-import { debug, PREFIX, workerOptions } from "./coord.js";
+import { hostSharedWorker, runArbiter } from "./arbiter.js";
+import { workerOptions } from "./coord.js";
 import { fromHex } from "./hex.js";
 import { installServicesHost } from "./services-host.js";
 import { acquire } from "./services-api.js";
@@ -38,21 +38,8 @@ setLoader(load, () => Promise.resolve(runArbiter));
 workerOptions.type = "module";
 configure({ workerUrl: import.meta.url });
 
-if (typeof g.SharedWorkerGlobalScope === "function" && g instanceof g.SharedWorkerGlobalScope && g.name === PREFIX) {
-  // Started as the arbiter's SharedWorker: register for connections synchronously (or the
-  // first one is lost), and serve once the module is ready.
-  const pending = [];
-  let sink = null;
-  g.onconnect = (e) => (sink ? sink(e.ports[0]) : pending.push(e.ports[0]));
-  const ports = {
-    set onport(fn) {
-      sink = fn;
-      pending.splice(0).forEach(fn);
-    },
-  };
-  runArbiter(load(), { preferred: true, ports });
-  g.webLocksDebug = debug;
-}
+// Started as the arbiter's SharedWorker: host the origin's arbiter.
+hostSharedWorker(load);
 
 /** The polyfill's manager of this context, installed nowhere. */
 export const ours = () => polyfillManager();

@@ -169,28 +169,7 @@ if (services !== "Desk 1" || refused !== "LockHeldError Desk 1" || !(expired < 1
 rows["lock services across tabs"] = services === "Desk 1" && refused === "LockHeldError Desk 1" && expired < 1000 ? "pass" : "fail";
 // A shared worker and a service worker (tests/conformance/contender.js) contend with a tab
 // in the same lock space: each sees the tab's lock as unavailable, then waits for it.
-const others = await c.evaluate(async () => {
-  await new Promise((granted) => navigator.locks.request("w", () => (granted(), new Promise((r) => (window.releaseW = r)))));
-  const shared = new SharedWorker("/tests/conformance/contender.js", { name: "contender" }).port;
-  const reg = await navigator.serviceWorker.register("/tests/conformance/contender.js", { scope: "/tests/conformance/contender/" });
-  const sw = reg.installing || reg.waiting || reg.active;
-  if (sw.state !== "activated") await new Promise((r) => sw.addEventListener("statechange", () => sw.state === "activated" && r()));
-  const ask = (post, m) =>
-    new Promise((r) => {
-      const ch = new MessageChannel();
-      ch.port1.onmessage = (e) => r(e.data);
-      post(m, ch.port2);
-    });
-  const toShared = (m, p) => shared.postMessage(m, [p]);
-  const toService = (m, p) => sw.postMessage(m, [p]);
-  const busy = [await ask(toShared, "try"), await ask(toService, "try")];
-  const waiting = [ask(toShared, "wait"), ask(toService, "wait")];
-  await new Promise((r) => setTimeout(r, 200));
-  window.releaseW();
-  const got = await Promise.all(waiting);
-  await reg.unregister();
-  return { busy, got };
-});
+const others = await c.evaluate(async () => (await import("/tests/conformance/others.mjs")).contendOthers());
 const othersOk = others.busy.every((b) => b === false) && others.got.every((g) => g === "granted true");
 console.log(`shared worker, service worker: ifAvailable while the tab holds it: ${others.busy}; waiting: ${others.got}`);
 if (!othersOk) failed++;

@@ -156,23 +156,8 @@ try {
   if (rows["a dedicated worker contends with a tab"] !== "pass") failed++;
 
   // A shared worker and a service worker (tests/conformance/contender.js) contend with it.
-  await script(`window.others = null; (async () => {
-    await new Promise((granted) => navigator.locks.request("w", () => (granted(), new Promise((r) => (window.releaseW = r)))));
-    const shared = new SharedWorker("/tests/conformance/contender.js", { name: "contender" }).port;
-    const reg = await navigator.serviceWorker.register("/tests/conformance/contender.js", { scope: "/tests/conformance/contender/" });
-    const sw = reg.installing || reg.waiting || reg.active;
-    if (sw.state !== "activated") await new Promise((r) => sw.addEventListener("statechange", () => sw.state === "activated" && r()));
-    const ask = (post, m) => new Promise((r) => { const ch = new MessageChannel(); ch.port1.onmessage = (e) => r(e.data); post(m, ch.port2); });
-    const toShared = (m, p) => shared.postMessage(m, [p]);
-    const toService = (m, p) => sw.postMessage(m, [p]);
-    const busy = [await ask(toShared, "try"), await ask(toService, "try")];
-    const waiting = [ask(toShared, "wait"), ask(toService, "wait")];
-    await new Promise((r) => setTimeout(r, 200));
-    window.releaseW();
-    const got = await Promise.all(waiting);
-    await reg.unregister();
-    window.others = { busy, got };
-  })().catch((e) => (window.others = { error: String(e) })); return true;`);
+  await script(`window.others = null; import("/tests/conformance/others.mjs").then((m) => m.contendOthers()).then(
+    (r) => (window.others = r), (e) => (window.others = { error: String(e) })); return true;`);
   const others = await until("return window.others", 30000);
   const othersOk = !others.error && others.busy.every((b) => b === false) && others.got.every((g) => g === "granted true");
   console.log(`shared worker, service worker: ${others.error || `ifAvailable while the window holds it: ${others.busy}; waiting: ${others.got}`}`);

@@ -383,6 +383,19 @@ impl Engine {
         touched
     }
 
+    /// Whether another client than `key`'s holds or waits for `key`'s name. A cycle of
+    /// waits across contexts through a spec request is searched only then (the arbiter's
+    /// deadlock report): a burst queued on a name by the context that holds it would
+    /// otherwise pay a search per request.
+    #[cfg(feature = "services")]
+    pub fn others_on_name(&self, key: RequestKey) -> bool {
+        let Some(state) = self.entries.get(key).and_then(|e| self.names.get(&e.name)) else {
+            return false;
+        };
+        state.held.iter().any(|(_, &(k, _))| k.client != key.client)
+            || state.queue.iter().any(|(_, &k)| k.client != key.client)
+    }
+
     /// What `key` waits for in the lock services' wait-for graph ([`crate::deadlock`]):
     /// waiting, the holders of its name it conflicts with and the request just ahead of it
     /// in the queue; held, the requests its client waits for (its client is its owner).

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
-step() { printf '\n\033[1;32m==> %s\033[0m\n' "$*"; }
+step() { printf '\n\033[1;32m==> %s\033[0m (%ss into the run)\n' "$*" "$SECONDS"; }
 
 step "toolchain"
 scripts/setup.sh

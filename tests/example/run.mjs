@@ -32,6 +32,9 @@ try {
     for (const [p, q] of [[a, qa], [b, qb]]) {
       p.on("pageerror", (e) => check(false, `page error: ${e.message}`));
       await p.goto(`${base}/examples/lock-demo/${q}`);
+      // The buttons work once the module has loaded the Rust app, which is when the status
+      // first shows (a click before that does nothing; slow on a loaded machine).
+      await p.waitForFunction(() => document.getElementById("status").textContent !== "loading…", null, { timeout: 30000 });
     }
     const status = (p) => p.textContent("#status");
     const until = async (p, re, what) => {
@@ -93,6 +96,8 @@ try {
     };
     await b.click("#take");
     check(await until(b, /this tab holds it: true/, "tab B holds it again"), "B holds again");
+    // The worker answers once its Rust app has loaded (a message before is not handled).
+    await a.waitForFunction(() => document.getElementById("wstatus").textContent !== "starting the worker…", null, { timeout: 30000 });
     await a.click("#wtake");
     check(await wuntil(a, /this tab holds it: false[\s\S]*held by [\s\S]*waited for by/, "the worker waits while B holds"), "worker waits");
     check((await wstatus(a)).includes(expected), `worker: ${expected}`, await wstatus(a));

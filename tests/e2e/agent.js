@@ -281,7 +281,36 @@
   }
 
   // ---- the API the harness calls -------------------------------------------------------
+  // ---- clock probe ------------------------------------------------------------------------
+  // Each context has its own timeOrigin, and two renderer processes can disagree on it by
+  // more than the 0.1 ms coarsening (seen: 0.3 ms on a freshly booted CI machine). To bound
+  // that, contexts broadcast their clock every 20 ms; a receiver keeps, per sender, the
+  // smallest (receive stamp - send stamp). A message takes >= 0 ms, so that minimum bounds
+  // how far the sender's clock can run behind the receiver's (see harness checkExclusion).
+  const clockMin = {};
+  let clockTimer = null;
+  let clockBus = null;
+  function clockStart() {
+    if (clockBus || typeof BroadcastChannel !== "function") return;
+    clockBus = new BroadcastChannel("e2e-clock");
+    clockBus.onmessage = (e) => {
+      const t = now();
+      const [from, sent] = e.data;
+      if (from !== label) clockMin[from] = Math.min(clockMin[from] ?? Infinity, t - sent);
+    };
+    clockTimer = setInterval(() => clockBus.postMessage([label, now()]), 20);
+  }
+
   const api = {
+    /** Starts broadcasting and receiving clock stamps (clock() reads what was received). */
+    clockProbe() {
+      clockStart();
+      return true;
+    },
+    /** {sender label: smallest (receive - send) ms seen here} since clockProbe(). */
+    clock() {
+      return { ...clockMin };
+    },
     async init() {
       await withTimeout(ready, 10000, "navigator.locks.ready");
       return api.info();
@@ -334,7 +363,7 @@
     /** Stops all activity (no release, no new request) and returns the records: what a context holds now it holds until it dies. */
     snapshotForKill() {
       frozen = true;
-      return { t: now(), records: records.map(publicRecord) };
+      return { t: now(), records: records.map(publicRecord), clock: { ...clockMin } };
     },
     /** `n` requests on `name` at once, each held `hold` ms; resolves once all settled. */
     async burst(prefix, name, n, opts = {}) {

@@ -275,7 +275,13 @@ export const CLOCK_SLACK_MS = 0.25;
  * below) and, when `excused` (an array) is given, the holds excused are pushed to it.
  * Returns a list of violations (empty = fine).
  */
-export function checkExclusion(records, deaths = {}, { slackMs = CLOCK_SLACK_MS, excused = [] } = {}) {
+export function checkExclusion(records, deaths = {}, { slackMs = CLOCK_SLACK_MS, excused = [], clock = null } = {}) {
+  // clock (optional): clock[a][b] = the smallest (a's receive stamp - b's send stamp) of b's
+  // clock broadcasts that a received (agent clockProbe()). A message takes >= 0 ms, so b's
+  // clock is at most that far behind a's. An overlap of holds in two contexts that some
+  // clock offset allowed by these bounds turns into no overlap (beyond the coarsening
+  // slack) is no evidence; any other is a violation.
+  const skew = (a, b) => (clock && clock[a] && Number.isFinite(clock[a][b]) ? Math.max(0, clock[a][b]) : 0);
   const holds = [];
   for (const r of records) {
     if (r.start === null || r.start === undefined) continue;
@@ -323,7 +329,11 @@ export function checkExclusion(records, deaths = {}, { slackMs = CLOCK_SLACK_MS,
         if (a.mode === "shared" && b.mode === "shared") continue;
         const overlap = Math.min(a.e, b.e) - b.s; // b.s >= a.s
         if (overlap <= slackMs) continue; // e.g. a 0 ms hold handing over "at the same time"
-        violations.push({ name, a: brief(a), b: brief(b), overlapMs: overlap });
+        // Another context: with b's clock d ms ahead of a's, where the broadcasts allow
+        // -clock[a][b] <= d <= clock[b][a], b may really have started after a ended, or
+        // ended before a started.
+        if (a.ctx !== b.ctx && (a.e - b.s <= slackMs + skew(a.ctx, b.ctx) || b.e - a.s <= slackMs + skew(b.ctx, a.ctx))) continue;
+        violations.push({ name, a: brief(a), b: brief(b), overlapMs: overlap, ...(clock ? { clockBoundMs: skew(a.ctx, b.ctx) } : {}) });
       }
     }
   }

@@ -888,9 +888,11 @@ scenario("i", "randomized: 4 tabs + 2 workers, exclusive/shared/ifAvailable/stea
     c.note(`seed ${seed} (E2E_SEED=${seed} to replay the workload; crash timing varies)`);
     const cfg = (i) => ({ seed: seed * 7 + i, ops: 500, conc: 3, names: ["r0", "r1", "r2"], maxHold: 3, pSteal: 0.03, pIfAvailable: 0.15, pAbort: 0.15, pShared: 0.35, maxAbortDelay: 8, prefix: `x${i}-`, settleMs: 10000 });
     const agents = [...tabs, W0, W1];
+    await Promise.all(agents.map((a) => a.call("clockProbe")));
     const runs = agents.map((a, i) => a.call("random", cfg(i)).then((v) => v, (e) => ({ error: e.message })));
     const deaths = {};
     const dead = {};
+    const clock = {}; // clock[a][b]: see checkExclusion
     let rs = seed;
     const rnd = () => ((rs = (Math.imul(rs, 1103515245) + 12345) >>> 0) >>> 8) / 16777216;
     for (const [victim, after] of [[tabs[3], 300 + rnd() * 400], [tabs[2], 400 + rnd() * 600]]) {
@@ -899,6 +901,7 @@ scenario("i", "randomized: 4 tabs + 2 workers, exclusive/shared/ifAvailable/stea
       deaths[victim.label] = await tabs[0].now();
       await victim.crash();
       dead[victim.label] = snap.records;
+      clock[victim.label] = snap.clock;
     }
     const results = await withTimeout(Promise.all(runs), 40000, "random runs");
     const live = [];
@@ -907,11 +910,14 @@ scenario("i", "randomized: 4 tabs + 2 workers, exclusive/shared/ifAvailable/stea
       c.expect(!results[i].error, `${a.label ?? i}: ${results[i].error}`);
       const recs = await a.call("records");
       live.push(...recs.map((r) => ({ ...r, ctx: a.label })));
+      clock[a.label] = await a.call("clock");
     }
     const all = [...live, ...Object.values(dead).flat()];
-    if (process.env.E2E_DUMP) writeFileSync(`${process.env.E2E_DUMP}-${c.target}.json`, JSON.stringify({ all, deaths }));
+    if (process.env.E2E_DUMP) writeFileSync(`${process.env.E2E_DUMP}-${c.target}.json`, JSON.stringify({ all, deaths, clock }));
     const excused = [];
-    c.none(checkExclusion(all, deaths, { excused }), "no overlapping exclusive holders (except right after a steal)");
+    c.none(checkExclusion(all, deaths, { excused, clock }), "no overlapping exclusive holders (except right after a steal, or within what the contexts' clocks can tell apart)");
+    const bounds = Object.values(clock).flatMap((m) => Object.values(m || {})).filter(Number.isFinite);
+    c.fig("i clock bound between two contexts (smallest broadcast receive - send), widest, ms", bounds.length ? Math.max(...bounds).toFixed(2) : "-");
     c.fig("i holds excused as possible steal victims", excused.length);
     c.none(checkFifo(live), "FIFO per name within a context");
     const un = unsettled(live);
@@ -964,6 +970,14 @@ function selfTest() {
   expect(checkExclusion([rec("A", "1", "n", "exclusive", 0, 10, { outcome: "stolen" }), rec("C", "1", "n", "exclusive", 2, 3), rec("B", "1", "n", "exclusive", 5, 8, { steal: true, t0: 4 })]).length === 1, "overlap before a steal not reported");
   // as is a non-steal grant while the stealer holds, requested after the steal started.
   expect(checkExclusion([rec("B", "1", "n", "exclusive", 5, 20, { steal: true, t0: 4 }), rec("C", "1", "n", "exclusive", 12, 14, { t0: 11 })]).length === 1, "grant during a steal's hold not reported");
+  // Clock bounds: B's clock may run up to 0.4 ms behind A's: a 0.5 ms apparent overlap is no
+  // evidence, a 0.8 ms one is; nor is one that B running ahead explains (B before A).
+  const hand = [rec("A", "1", "n", "exclusive", 0, 10), rec("B", "1", "n", "exclusive", 9.5, 15)];
+  expect(checkExclusion(hand, {}, { clock: { A: { B: 0.4 }, B: { A: 0.1 } } }).length === 0, "overlap within the clock bound reported");
+  expect(checkExclusion(hand, {}, { clock: { A: { B: 0.1 }, B: { A: 0.4 } } }).length === 1, "overlap beyond the clock bound not reported");
+  expect(checkExclusion([rec("A", "1", "n", "exclusive", 0, 10), rec("B", "1", "n", "exclusive", 9.2, 15)], {}, { clock: { A: { B: 0.4 } } }).length === 1, "0.8 ms overlap excused by a 0.4 ms clock bound");
+  expect(checkExclusion([rec("A", "1", "n", "exclusive", 0, 10), rec("B", "1", "n", "exclusive", 2, 3)], {}, { clock: { A: { B: 0.4 }, B: { A: 0.4 } } }).length === 1, "a hold inside another excused by the clock bound");
+  expect(checkExclusion([rec("A", "1", "n", "exclusive", 1, 10), rec("B", "1", "n", "exclusive", 0.5, 1.3)], {}, { clock: { B: { A: 0.2 } } }).length === 0, "a hold that B's clock running ahead explains reported");
   // FIFO within a context.
   expect(checkFifo([rec("A", "1", "n", "exclusive", 0, 1, { seq: 1 }), rec("A", "2", "n", "exclusive", -5, -4, { seq: 2 })]).length === 1, "FIFO violation not reported");
   expect(checkFifo([rec("A", "1", "n", "exclusive", 0, 1, { seq: 1 }), rec("A", "2", "n", "exclusive", 5, 6, { seq: 2, steal: true })]).length === 0, "steal counted in FIFO");

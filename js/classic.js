@@ -23,7 +23,11 @@ const doc = g.document;
 // scripts/build.mjs wraps this script in `(function __WEB_LOCKS_SELF__(__WEB_LOCKS_FROM__)
 // {...})()`: in a child realm that a parent's copy set up (js/frames.js), the parent's
 // script URL comes in as __WEB_LOCKS_FROM__, and this realm gets the polyfill in force.
-const inherited = typeof __WEB_LOCKS_FROM__ === "string" ? __WEB_LOCKS_FROM__ : null;
+// A parent that runs the ESM entry (index.js install()) injects this script's text, with its
+// URL under FROM on the global, read once here.
+const FROM = Symbol.for("web-locks-wasm:from");
+const inherited = typeof __WEB_LOCKS_FROM__ === "string" ? __WEB_LOCKS_FROM__ : typeof g[FROM] === "string" ? g[FROM] : null;
+delete g[FROM];
 const script = doc && doc.currentScript;
 
 // This script's own URL, read while it runs: `document.currentScript` in a window; in a
@@ -93,7 +97,7 @@ const inForce = install({ force: !!inherited });
 // Where the polyfill is in force in a window, its same-origin child realms get it too
 // (js/frames.js), unless the script tag says `data-frames="off"`.
 if (doc && inForce === polyfillManager() && own && !(script && script.dataset && script.dataset.frames === "off")) {
-  propagate(g, String(__WEB_LOCKS_SELF__), own, script && script.nonce);
+  propagate(g, () => `(${String(__WEB_LOCKS_SELF__)})(${JSON.stringify(own)});`, script && script.nonce);
 }
 // The lock services (web-locks-wasm/services) on one global, as the ESM entry exports them.
 g.WebLocksWasm = {

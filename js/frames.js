@@ -6,7 +6,9 @@
 // runs again in the child, as an inline script, the moment the page reaches the child's
 // window (contentWindow, contentDocument, window.open). Cross-origin and opaque (sandboxed)
 // children cannot be reached and are left alone.
-export function propagate(g, source, scriptUrl, nonce) {
+// `text()`: the inline script to run in a child (the classic script, told where it is
+// served from), or null where there is none to run.
+export function propagate(g, text, nonce) {
   const adopt = (w) => {
     try {
       // A cross-origin WindowProxy throws here; a realm that has the polyfill already
@@ -14,8 +16,10 @@ export function propagate(g, source, scriptUrl, nonce) {
       if (!w || w === g || w.WebLocksWasm) return;
       const d = w.document;
       if (!d) return;
+      const t = text();
+      if (!t) return;
       const s = d.createElement("script");
-      s.textContent = `(${source})(${JSON.stringify(scriptUrl)});`;
+      s.textContent = t;
       if (nonce) s.nonce = nonce;
       (d.head || d.documentElement || d).appendChild(s);
       s.remove();

@@ -18,6 +18,16 @@ export type LockGrantedCallback<T> = globalThis.LockGrantedCallback<T>;
 export interface InstallOptions {
   /** Replace the browser's own `navigator.locks` too. Default: only where missing. */
   force?: boolean;
+  /** The arbiter's SharedWorker script (`web-locks-arbiter.js`). Default: next to this module. */
+  workerUrl?: string | URL;
+  /**
+   * Same-origin child realms that never load a script (about:blank, srcdoc, document.write,
+   * `window.open("")`) get the polyfill from the classic script, `web-locks.js`: its URL
+   * (default: next to `web-locks-arbiter.js`), or `false` to leave children alone.
+   */
+  frames?: boolean | string;
+  /** The CSP nonce for the inline script run in child realms. Default: the page's first nonce. */
+  nonce?: string;
 }
 
 /** Installs the polyfill on `navigator.locks` where missing (or always, with `force`). */

@@ -9,6 +9,7 @@ import {
   polyfillManager,
   setLoader,
 } from "./core.js";
+import { propagate } from "./frames.js";
 
 // Two wasm modules: the full one, and the client half for windows whose arbiter runs in
 // the SharedWorker (about half the bytes). Literal URLs, so that bundlers copy both.
@@ -26,7 +27,8 @@ setLoader(load, () => import("./arbiter.js").then((m) => m.runArbiter));
 // The arbiter's SharedWorker is the package's classic arbiter script; bundlers that
 // understand `new URL(..., import.meta.url)` copy it along. `install({ workerUrl })`
 // overrides it.
-configure({ workerUrl: new URL("./web-locks-arbiter.js", import.meta.url).href });
+const WORKER_URL = new URL("./web-locks-arbiter.js", import.meta.url).href;
+configure({ workerUrl: WORKER_URL });
 
 const native = typeof navigator !== "undefined" && navigator && navigator.locks ? navigator.locks : null;
 
@@ -41,8 +43,36 @@ export const Lock = native && typeof globalThis.Lock === "function" ? globalThis
  * Installs the polyfill on `navigator.locks` (and `WorkerNavigator`) where missing;
  * `install({ force: true })` replaces the browser's own. Returns the manager in force.
  */
-export function install(options) {
-  return coreInstall(options);
+export function install(options = {}) {
+  const mgr = coreInstall(options);
+  const doc = globalThis.document;
+  if (doc && mgr && mgr === polyfillManager() && options.frames !== false && !framesOn) {
+    framesOn = true;
+    // Same-origin child realms that never load a script (js/frames.js) get the classic
+    // script, web-locks.js: served next to web-locks-arbiter.js unless `frames` says where.
+    const url = new URL(typeof options.frames === "string" ? options.frames : "web-locks.js", options.workerUrl || WORKER_URL).href;
+    const nonced = doc.querySelector("script[nonce]");
+    propagate(globalThis, () => childScript(url), options.nonce || (nonced && nonced.nonce));
+  }
+  return mgr;
+}
+
+let framesOn = false;
+let source; // the classic script's text (a string), null when it could not be had
+// Fetched synchronously, once, when the page first reaches a child realm: the child must
+// have navigator.locks before the page's next statement runs.
+function childScript(url) {
+  if (source === undefined) {
+    source = null;
+    try {
+      const x = new XMLHttpRequest();
+      x.open("GET", url, false);
+      x.send();
+      if (x.status === 200 && x.responseText.includes("__WEB_LOCKS_SELF__")) source = x.responseText;
+    } catch {}
+    if (!source) console.warn(`web-locks-wasm: no navigator.locks in child frames: ${url} is not web-locks.js (see install({ frames }))`);
+  }
+  return source && `self[Symbol.for("web-locks-wasm:from")]=${JSON.stringify(url)};\n${source}`;
 }
 
 /** The polyfill's own manager, whether or not the browser has one. */

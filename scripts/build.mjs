@@ -120,6 +120,7 @@ for (const [src, out] of [
   ["js/coord.js", "coord.js"],
   ["js/arbiter.js", "arbiter.js"],
   ["js/index.js", "index.js"],
+  ["js/frames.js", "frames.js"],
   ["js/auto.js", "auto.js"],
   ["js/services.js", "services.js"],
   ["js/services-api.js", "services-api.js"],

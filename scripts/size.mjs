@@ -27,7 +27,7 @@ const dir = resolve(args.find((a) => !a.startsWith("--")) ?? join(root, "dist"))
 // web-locks-wasm/services loads the client half with the services. The classic script
 // carries the services' client half; web-locks-arbiter.js, next to it, the full module:
 // the SharedWorker's script, also fetched by a classic context that hosts the arbiter.
-const ESM = ["index.js", "core.js", "coord.js"];
+const ESM = ["index.js", "frames.js", "core.js", "coord.js"];
 const FULL = ["web_locks_wasm.js", "services-host.js", "web_locks_wasm_bg.wasm"];
 const PATHS = [
   {

@@ -76,9 +76,13 @@ node tests/services/run.mjs
 # The show-control mixer (www/mixer.html): two desks drag faders in two tabs.
 node tests/mixer/run.mjs
 
+CHILD_REALM_TESTS='R-01|R-02|R-10|R-27 a lock held in an about:blank iframe'
 step "conformance: ours (window + dedicated worker) and the native API, in Chromium, Firefox ESR and WebKitGTK; ours on a real insecure origin (http://intranet.test)"
 node tests/conformance/run.mjs
 node tests/conformance/run.mjs --insecure
+# The ESM entry's install() in a window (import + install(), not the classic script): its
+# same-origin child realms (about:blank, srcdoc, document.write, window.open("")) too.
+node tests/conformance/run.mjs --target ours-esm --grep "$CHILD_REALM_TESTS"
 # Firefox ESR (puppeteer over WebDriver BiDi; also two tabs contending and a holder tab
 # closed) and WebKitGTK (MiniBrowser over WebDriver, in Xvfb): ours against each engine's own.
 node tests/conformance/firefox.mjs

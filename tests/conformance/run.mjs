@@ -3,7 +3,7 @@
 // through playwright-core, runs the suite for each target (native, ours) x scope (window, worker),
 // prints a per-rule table, writes build/conformance.{json,md}, and sets the exit code.
 //
-//   node tests/conformance/run.mjs [--target native|ours|both] [--scope window|worker|both]
+//   node tests/conformance/run.mjs [--target native|ours|ours-esm|both] [--scope window|worker|both]
 //                                  [--grep TEXT] [--enforce-cross-context] [--headed] [--insecure]
 //
 // --insecure serves the pages from http://intranet.test (mapped to 127.0.0.1 by Chromium's
@@ -50,7 +50,9 @@ function parseArgs(argv) {
     else if (a === '-h' || a === '--help') usage();
     else usage(`unknown argument ${a}`);
   }
-  if (!['native', 'ours', 'both'].includes(opts.target)) usage(`bad --target ${opts.target}`);
+  if (!['native', 'ours', 'ours-esm', 'both'].includes(opts.target)) usage(`bad --target ${opts.target}`);
+  // ours-esm: the polyfill through the ESM entry (import + install()), in a window.
+  if (opts.target === 'ours-esm') opts.scope = 'window';
   if (!['window', 'worker', 'both'].includes(opts.scope)) usage(`bad --scope ${opts.scope}`);
   // An insecure origin has no native navigator.locks: only ours can run there.
   if (opts.insecure) opts.target = 'ours';
@@ -223,7 +225,7 @@ function main() {
       for (const combo of combos) {
         const res = t.results[combo];
         if (!res || res.status !== 'fail') continue;
-        const target = combo.split('/')[0];
+        const target = combo.split('/')[0].replace('ours-esm', 'ours');
         if (knownReason(t.name, target)) { knownHit.push({ test: t.name, combo, reason: knownReason(t.name, target) }); continue; }
         if (t.list === 'cross' && target === 'ours' && !opts.enforceCross) continue;
         failures.push({ test: t.name, combo, error: res.error });
@@ -297,7 +299,7 @@ function main() {
       failures,
       tests: sorted,
     };
-    const out = opts.insecure ? 'conformance-insecure' : 'conformance';
+    const out = opts.insecure ? 'conformance-insecure' : opts.target === 'ours-esm' ? 'conformance-esm' : 'conformance';
     fs.writeFileSync(path.join(BUILD, `${out}.json`), JSON.stringify(json, null, 2) + '\n');
     const md = [];
     md.push('# Web Locks conformance', '', `Generated ${json.generatedAt} with ${CHROMIUM}.`, '');

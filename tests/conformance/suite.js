@@ -370,7 +370,8 @@
   }
 
   function selected(list, env) {
-    return list.filter((tst) => !env.grep || tst.name.includes(env.grep));
+    // grep: a substring of the test name, or several separated by '|'.
+    return list.filter((tst) => !env.grep || env.grep.split('|').some((g) => tst.name.includes(g)));
   }
 
   async function runTests(list, env, listName, onResult) {
@@ -580,7 +581,24 @@
     t.assertEquals(e.name, 'NotSupportedError');
     const te = await t.rejection(lm.request(name));
     t.assert(te instanceof w.TypeError && !(te instanceof TypeError), "a TypeError of the iframe's realm");
+    await sharesLockSpace(t, w, 'about:blank iframe');
   });
+
+  // The child's manager is in its origin's one lock space: a lock this page holds is not
+  // available to it (R-27).
+  async function sharesLockSpace(t, w, what) {
+    const name = t.uniq();
+    let release;
+    const held = new Promise((res) => { release = res; });
+    let granted;
+    const got = new Promise((res) => { granted = res; });
+    const p = navigator.locks.request(name, () => { granted(); return held; });
+    await got;
+    const seen = await w.navigator.locks.request(name, { ifAvailable: true }, w.eval('(function (l) { return l === null ? "unavailable" : "granted"; })'));
+    release();
+    await p;
+    t.assertEquals(seen, 'unavailable', `${what}: a lock held by its parent must not be available to it`);
+  }
 
   windowTest('R-02 srcdoc, document.write and window.open("") realms have navigator.locks', async (t) => {
     const s = blankFrame(t, (f) => { f.srcdoc = '<p>srcdoc</p>'; });
@@ -588,6 +606,7 @@
     const sw = s.contentWindow;
     t.assert(sw.navigator.locks instanceof sw.LockManager, 'srcdoc iframe');
     t.assertEquals(await sw.navigator.locks.request(t.uniq(), sw.eval('(function (l) { return !!l; })')), true, 'srcdoc iframe grants');
+    await sharesLockSpace(t, sw, 'srcdoc iframe');
     const d = blankFrame(t);
     const doc = d.contentDocument;
     doc.open();
@@ -596,11 +615,13 @@
     const dw = d.contentWindow;
     t.assert(dw.navigator.locks instanceof dw.LockManager, 'document.write frame');
     t.assertEquals(await dw.navigator.locks.request(t.uniq(), dw.eval('(function (l) { return !!l; })')), true, 'document.write frame grants');
+    await sharesLockSpace(t, dw, 'document.write frame');
     const pw = window.open('', '_blank');
     if (!pw) t.skip('popups are blocked here');
     t.cleanup(() => pw.close());
     t.assert(pw.navigator.locks instanceof pw.LockManager, 'popup');
     t.assertEquals(await pw.navigator.locks.request(t.uniq(), pw.eval('(function (l) { return !!l; })')), true, 'popup grants');
+    await sharesLockSpace(t, pw, 'popup');
   });
 
   windowTest('R-10 a removed about:blank iframe rejects request() and query() with its realm\'s InvalidStateError', async (t) => {

@@ -19,5 +19,9 @@ const isManager = (x: unknown): x is LockManager => x instanceof LockManager;
 locks.request("c", { mode: "bogus" }, () => {});
 // @ts-expect-error force is a boolean
 install({ force: "yes" });
+install({ frames: false, workerUrl: new URL("https://example.test/web-locks-arbiter.js"), nonce: "n" });
+install({ frames: "/static/web-locks.js" });
+// @ts-expect-error frames is a URL string or a boolean
+install({ frames: 1 });
 
 export { asDom, fromDom, ours, ready, n, s, q, installed, isLock, isManager };

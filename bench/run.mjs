@@ -3,7 +3,10 @@
 // bench/report.json. Every scenario that grants locks also checks mutual exclusion
 // (disjoint holder intervals), so a fast wrong answer cannot win.
 //
-//   node bench/run.mjs [--reps 3] [--only 1,3,6] [--quick]
+//   node bench/run.mjs [--reps 3] [--only 1,3,6] [--quick] [--isolated]
+//
+// --isolated serves every page and worker with COOP + COEP (cross-origin isolated: finer
+// timers, and a different cost per postMessage) and writes bench/report-isolated.*.
 //
 // Needs a built package (node scripts/build.mjs). Timestamps are
 // performance.timeOrigin + performance.now(), comparable across tabs and workers.
@@ -25,8 +28,9 @@ const ONLY = opt("only", "")
   .split(",")
   .filter(Boolean)
   .map(Number);
+const ISOLATED = argv.includes("--isolated");
 const root = new URL("..", import.meta.url).pathname;
-const server = await serve(root);
+const server = await serve(root, 0, { isolated: ISOLATED });
 const base = `http://localhost:${server.address().port}`;
 const browser = await chromium.launch(launchOptions());
 const median = (xs) => {
@@ -43,6 +47,7 @@ async function tabs(impl, n, query = "") {
     const p = await ctx.newPage();
     await p.goto(`${base}/bench/page.html?impl=${impl}${query}`);
     await p.evaluate(() => window.ready);
+    if (ISOLATED && !(await p.evaluate(() => self.crossOriginIsolated))) throw new Error("--isolated: the page is not cross-origin isolated");
     pages.push(p);
   }
   return { ctx, pages };
@@ -401,14 +406,16 @@ const report = {
   date: new Date().toISOString(),
   machine: `${cpus().length} × ${cpus()[0]?.model ?? "cpu"}`,
   browser: `Chromium ${version}`,
+  crossOriginIsolated: ISOLATED,
   reps: REPS,
   rows,
   scale,
 };
-writeFileSync(new URL("report.json", import.meta.url), JSON.stringify(report, null, 2) + "\n");
+const OUT = ISOLATED ? "report-isolated" : "report";
+writeFileSync(new URL(`${OUT}.json`, import.meta.url), JSON.stringify(report, null, 2) + "\n");
 const fmt = (v) => (Number.isFinite(v) ? (Math.abs(v) >= 100 ? v.toFixed(0) : v.toFixed(2)) : "—");
 const md = [
-  `Reproduce: \`node bench/run.mjs\` (after \`node scripts/build.mjs\`). ${report.date.slice(0, 10)}, ${report.machine}, ${report.browser}, headless; medians of ${REPS} interleaved repetitions.`,
+  `Reproduce: \`node bench/run.mjs${ISOLATED ? " --isolated" : ""}\` (after \`node scripts/build.mjs\`). ${report.date.slice(0, 10)}, ${report.machine}, ${report.browser}, headless, pages ${ISOLATED ? "cross-origin isolated (COOP + COEP)" : "not cross-origin isolated"}; medians of ${REPS} interleaved repetitions.`,
   "",
   "| # | scenario | unit | native | ours | ours / native | better is | ME violations | notes (ours) |",
   "|---|---|---|---:|---:|---:|---|---:|---|",
@@ -419,6 +426,6 @@ const md = [
   "",
   scale ? "Engine scale (native Rust, `cargo run --release --example scale`):\n\n```\n" + scale.trim() + "\n```\n" : "",
 ].join("\n");
-writeFileSync(new URL("report.md", import.meta.url), md);
+writeFileSync(new URL(`${OUT}.md`, import.meta.url), md);
 console.log("\n" + md);
 process.exit(totalViolations ? 1 : 0);

@@ -15,8 +15,12 @@ const TYPES = {
   ".md": "text/markdown; charset=utf-8",
 };
 
-/** Serves `root` on 127.0.0.1:`port` (0 = any free port). Resolves to the http.Server. */
-export function serve(root, port = 0, { index = "index.html" } = {}) {
+/**
+ * Serves `root` on 127.0.0.1:`port` (0 = any free port). Resolves to the http.Server.
+ * `isolated`: every response carries COOP same-origin and COEP require-corp, so that pages
+ * (and their workers) are cross-origin isolated.
+ */
+export function serve(root, port = 0, { index = "index.html", isolated = false } = {}) {
   const server = createServer(async (req, res) => {
     try {
       let path = normalize(decodeURIComponent(new URL(req.url, "http://x").pathname));
@@ -28,7 +32,8 @@ export function serve(root, port = 0, { index = "index.html" } = {}) {
       // ?bfcache=1 gets no-cache instead, which leaves it eligible for the back/forward
       // cache (Chromium does not keep no-store pages there).
       const cache = /[?&]bfcache=1(&|$)/.test(req.url) ? "no-cache" : "no-store";
-      res.writeHead(200, { "content-type": TYPES[extname(file)] || "application/octet-stream", "cache-control": cache });
+      const coi = isolated ? { "cross-origin-opener-policy": "same-origin", "cross-origin-embedder-policy": "require-corp" } : {};
+      res.writeHead(200, { "content-type": TYPES[extname(file)] || "application/octet-stream", "cache-control": cache, ...coi });
       res.end(body);
     } catch {
       res.writeHead(404, { "content-type": "text/plain" });

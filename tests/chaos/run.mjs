@@ -23,9 +23,9 @@
 // N requests were made instead of for --seconds (the million run: --ops 1000000).
 //
 // --frames 1 gives every tab a same-origin iframe that runs the workload too. --kinds picks
-// how contexts die: crash and close take a whole tab (with its worker and frame),
+// how contexts die: crash, close and navigate take a whole tab (with its worker and frame),
 // terminate a tab's dedicated worker (worker.terminate()), remove its iframe; the tab then
-// starts another.
+// starts another. arbiter kills the arbiter's SharedWorker (every context lives on).
 //
 // --load N runs N busy processes beside the browser for the whole run (the failures of
 // issue #8 showed on a machine with a load average above 10).
@@ -76,7 +76,7 @@ const cfg = {
 };
 const DIST = "build/dist-trace";
 const MIX = "build/dist-trace-next";
-for (const k of cfg.kinds) if (!["crash", "close", "terminate", "remove"].includes(k)) throw new Error(`--kinds: no such kill ${k}`);
+for (const k of cfg.kinds) if (!["crash", "close", "navigate", "terminate", "remove", "arbiter"].includes(k)) throw new Error(`--kinds: no such kill ${k}`);
 if (cfg.kinds.includes("remove") && !cfg.frames) throw new Error("--kinds remove needs --frames 1");
 
 if (!argv.includes("--no-build")) {
@@ -239,6 +239,15 @@ async function trial(h, n) {
       const victims = [...units];
       const u = victims[Math.floor(rnd() * victims.length)];
       const how = cfg.kinds[Math.floor(rnd() * cfg.kinds.length)];
+      if (how === "arbiter") {
+        // The arbiter's SharedWorker (with --mix, each build's) is killed (Target.closeTarget):
+        // every context lives on, and a new arbiter recovers from them.
+        const sws = await s.sharedWorkers();
+        if (!sws.length) continue;
+        for (const w of sws) await s.h.bcdp.send("Target.closeTarget", { targetId: w.targetId }).catch(() => {});
+        kills[how] = (kills[how] || 0) + 1;
+        continue;
+      }
       if (how === "terminate" || how === "remove") {
         // One sub-context dies (worker.terminate(), iframe removal); its tab lives on and
         // starts another.
@@ -271,7 +280,12 @@ async function trial(h, n) {
         continue;
       }
       if (how === "crash") await u.tab.crash();
-      else await u.tab.close();
+      else if (how === "navigate") {
+        // The tab goes to another page (pagehide, then gone or into the back/forward cache),
+        // then is closed.
+        await u.tab.page.goto(`${h.base}/tests/e2e/blank.html`).catch(() => {});
+        await u.tab.close().catch(() => {});
+      } else await u.tab.close();
       kills[how] = (kills[how] || 0) + 1;
       for (const id of ids(u)) killed.set(id, t);
       await spawnUnit();

@@ -113,6 +113,14 @@ const heldOf = (q, name) => q.held.filter((l) => l.name === name).map((l) => l.c
 const pendingCount = (agent, name, n) => until(async () => pendingOf(await agent.call("query"), name).length === n, `${n} pending on ${name}`);
 
 const openTabs = (s, n, prefix) => s.openTabs(n, prefix);
+/**
+ * Starts the clock broadcasts of `agents` (agent clockProbe()); returns a function that
+ * reads what each received, for checkExclusion's `clock` option.
+ */
+const probeClocks = async (agents) => {
+  await Promise.all(agents.map((a) => a.call("clockProbe")));
+  return async () => Object.fromEntries(await Promise.all(agents.map(async (a) => [a.label, await a.call("clock")])));
+};
 
 // ---- scenarios ----------------------------------------------------------------------------
 
@@ -123,10 +131,11 @@ scenario("a", "2, 4, 8 tabs contend on one exclusive lock; mixed shared/exclusiv
   const s = await h.scene({ target: c.target });
   try {
     const tabs = await openTabs(s, 8, "A");
+    const clock = await probeClocks(tabs);
     for (const n of [2, 4, 8]) {
       const name = `a-excl-${n}`;
       const recs = (await Promise.all(tabs.slice(0, n).map((t, i) => t.call("loop", `n${n}-`, name, 50, { hold: 2, seed: i + 1 })))).flat();
-      c.none(checkExclusion(recs), `${n} tabs: overlapping exclusive holds`);
+      c.none(checkExclusion(recs, {}, { clock: await clock() }), `${n} tabs: overlapping exclusive holds`);
       c.expect(recs.length === n * 50 && recs.every((r) => r.outcome === "released"), `${n} tabs: every request granted and released`);
       c.none(checkFifo(recs), `${n} tabs: FIFO`);
       const f = handoffs(recs);
@@ -136,7 +145,7 @@ scenario("a", "2, 4, 8 tabs contend on one exclusive lock; mixed shared/exclusiv
     // Mixed: readers (75 %) and writers on one name, all 8 tabs.
     const name = "a-mixed";
     const recs = (await Promise.all(tabs.map((t, i) => t.call("loop", "mix-", name, 30, { hold: 3, sharedRatio: 0.75, seed: 100 + i })))).flat();
-    c.none(checkExclusion(recs), "mixed: a writer overlapped another holder");
+    c.none(checkExclusion(recs, {}, { clock: await clock() }), "mixed: a writer overlapped another holder");
     c.expect(recs.every((r) => r.outcome === "released"), "mixed: every request granted and released");
     const overlap = maxSharedOverlap(recs, name);
     c.expect(overlap > 1, `mixed: shared readers should overlap (max concurrent readers ${overlap})`);

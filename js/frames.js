@@ -9,13 +9,15 @@
 // `text()`: the inline script to run in a child (the classic script, told where it is
 // served from), or null where there is none to run.
 export function propagate(g, text, nonce) {
+  const tried = new WeakSet(); // documents injected into once (a CSP may refuse it: once)
   const adopt = (w) => {
     try {
       // A cross-origin WindowProxy throws here; a realm that has the polyfill already
       // (injected, or it loaded the script) is left alone.
       if (!w || w === g || w.WebLocksWasm) return;
       const d = w.document;
-      if (!d) return;
+      if (!d || tried.has(d)) return;
+      tried.add(d);
       const t = text();
       if (!t) return;
       const s = d.createElement("script");

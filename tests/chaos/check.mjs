@@ -28,8 +28,24 @@ const before = (x, y) => x.epoch < y.epoch || (x.epoch === y.epoch && x.seq < y.
  * decisions: decode()d trace. killed: Map clientId -> time the runner killed it.
  * Returns { violations, overlaps: {total, explained, byReason}, figures }.
  */
-export function check({ records, decisions, killed = new Map(), slackMs = SLACK_MS }) {
+export function check({ records, decisions, killed = new Map(), slackMs = SLACK_MS, offsets = null }) {
   const violations = [];
+  // offsets (optional): label -> {offset, rtt}, a context's clock minus the observer's, from
+  // the ping with the smallest round trip. A clock off by more than that round trip and
+  // than 1 ms (twice the slack) is off for sure: its context's stamps are corrected by it.
+  const corrected = [];
+  if (offsets) {
+    const off = new Map([...offsets].filter(([, c]) => Math.abs(c.offset) > Math.max(1, c.rtt)));
+    for (const [ctx, c] of off) corrected.push({ ctx, offsetMs: c.offset, uncertaintyMs: c.rtt / 2 });
+    if (off.size) {
+      records = records.map((r) => {
+        const c = off.get(r.ctx);
+        if (!c) return r;
+        const f = (t) => (t === null || t === undefined ? t : t - c.offset);
+        return { ...r, t0: f(r.t0), start: f(r.start), end: f(r.end), settled: f(r.settled) };
+      });
+    }
+  }
   const hist = new Map(); // clientId/id -> { grants: [], ends: [] }
   const h = (k) => hist.get(k) || hist.set(k, { grants: [], ends: [] }).get(k);
   const key = (client, id) => `${client}/${id}`;
@@ -218,6 +234,7 @@ export function check({ records, decisions, killed = new Map(), slackMs = SLACK_
     if (gap < 0) negative++;
   }
   figures.handoffs = { crossContext: handoffs.length, smallestGapMs: worst, negativeGaps: negative };
+  figures.clockCorrected = corrected;
   figures.arbiters = epochs.size;
   figures.decisions = decisions.length;
   return { violations, overlaps, figures };

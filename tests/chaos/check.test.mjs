@@ -132,3 +132,24 @@ test("a hold dropped by a recovery while its callback ran is caught", () => {
   const r = check({ records: [rec("a", 1, "x", "exclusive", 10.3, 30), rec("b", 1, "x", "exclusive", 22.3, 22.9)], decisions });
   assert.ok(kinds(r).includes("dropped by a recovery while its callback ran"));
 });
+
+test("a context's clock known to be off is corrected by its measured offset, and only then", () => {
+  const decisions = log(1, [
+    [10, "granted", "a", 1, "exclusive", "n"],
+    [12, "released", "a", 1],
+    [12.5, "granted", "b", 1, "exclusive", "n"],
+    [14, "released", "b", 1],
+  ]);
+  // b's clock runs 3,000 ms ahead of every other's.
+  const records = () => [rec("a", 1, "n", "exclusive", 10.2, 11.9), rec("b", 1, "n", "exclusive", 3012.7, 3013.9)];
+  assert.ok(check({ records: records(), decisions }).violations.length > 0, "the skewed stamps alone look wrong");
+  const r = check({ records: records(), decisions, offsets: new Map([["b", { offset: 3000, rtt: 0.4 }]]) });
+  assert.deepEqual(kinds(r), []);
+  assert.equal(r.figures.clockCorrected.length, 1);
+  // An offset within the ping's round trip (or under 1 ms) is noise: nothing is corrected,
+  // and a real overlap stays one.
+  const overlap = [rec("a", 1, "n", "exclusive", 10.2, 13.9), rec("b", 1, "n", "exclusive", 12.7, 13.9)];
+  const r2 = check({ records: overlap, decisions, offsets: new Map([["b", { offset: 0.6, rtt: 0.8 }]]) });
+  assert.equal(r2.figures.clockCorrected.length, 0);
+  assert.ok(r2.violations.length > 0, "a real overlap must stay reported");
+});

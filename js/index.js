@@ -50,7 +50,8 @@ export function install(options = {}) {
     framesOn = true;
     // Same-origin child realms that never load a script (js/frames.js) get the classic
     // script, web-locks.js: served next to web-locks-arbiter.js unless `frames` says where.
-    const url = new URL(typeof options.frames === "string" ? options.frames : "web-locks.js", options.workerUrl || WORKER_URL).href;
+    const base = doc.baseURI;
+    const url = (typeof options.frames === "string" ? new URL(options.frames, base) : new URL("web-locks.js", new URL(options.workerUrl || WORKER_URL, base))).href;
     const nonced = doc.querySelector("script[nonce]");
     propagate(globalThis, () => childScript(url), options.nonce || (nonced && nonced.nonce));
   }

@@ -250,6 +250,50 @@ await test("classic script: does nothing where navigator.locks exists", async ()
   assert.equal(r, true);
 });
 
+// Child realms under the ESM entry: install() hands an about:blank iframe the classic script
+// (web-locks.js, fetched once); install({ frames: url }) says where it is; a wrong URL leaves
+// children alone with a console warning; frames: false turns it off. The child's manager is
+// ours when it shares this page's lock space (the browser's own, left in the child, does not).
+for (const [label, opts, expect] of [
+  ["install() default: web-locks.js next to web-locks-arbiter.js", {}, "shared"],
+  ["install({ frames: url })", { frames: "/dist/web-locks.js" }, "shared"],
+  ["install({ frames: wrong url }) warns and leaves children alone", { frames: "/dist/nothing-here.js" }, "separate"],
+  ["install({ frames: false })", { frames: false }, "separate"],
+]) {
+  await test(`ESM child realms: ${label}`, async () => {
+    const page = await browser.newPage();
+    const warnings = [];
+    page.on("console", (m) => m.type() === "warning" && warnings.push(m.text()));
+    await page.goto(`${base}/tests/entry/blank.html`);
+    const seen = await page.evaluate(
+      async ([del, opts]) => {
+        (0, eval)(del);
+        const m = await import("/dist/index.js");
+        m.install({ force: true, ...opts });
+        const f = document.createElement("iframe");
+        document.body.append(f);
+        const w = f.contentWindow;
+        let release;
+        const held = new Promise((r) => (release = r));
+        let granted;
+        const got = new Promise((r) => (granted = r));
+        const p = navigator.locks.request("entry-child", () => (granted(), held));
+        await got;
+        const r = await w.navigator.locks.request("entry-child", { ifAvailable: true }, w.eval("(function (l) { return l ? 'granted' : 'unavailable'; })"));
+        release();
+        await p;
+        f.remove();
+        return r === "unavailable" ? "shared" : "separate";
+      },
+      [DELETE_NATIVE, opts],
+    );
+    await page.close();
+    assert.equal(seen, expect);
+    const warned = warnings.some((t) => t.includes("no navigator.locks in child frames"));
+    assert.equal(warned, opts.frames === "/dist/nothing-here.js", `console warning: ${warnings.join(" | ")}`);
+  });
+}
+
 await browser.close();
 server.close();
 

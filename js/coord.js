@@ -237,6 +237,12 @@ export function connectClient(wasm, clientId, { workerUrl, worker, probe, candid
             port.close();
             port = p;
             sharedWorker = w;
+          } else if (portEpoch > 0 && d[1] !== portEpoch) {
+            // Another arbiter on the same port: the SharedWorker died and a new instance
+            // took this port over (WebKit re-attaches a dead shared worker's ports to its
+            // successor). It knows nothing of this port yet: introduce ourselves again,
+            // or it drops what we send and waits for our re-registration for ever.
+            p.postMessage(["H", clientId]);
           }
           portEpoch = d[1];
           adopt(d[1], true, d[2]);

@@ -20,7 +20,8 @@
 //
 // --mix 1 runs every other tab (with its worker and frame) on the next release's build
 // (WEB_LOCKS_NEXT_PROTOCOL=1): two protocol versions in one lock space. --ops N runs until
-// N requests were made instead of for --seconds (the million run: --ops 1000000).
+// N requests were made instead of for --seconds. The million run is 10 trials of
+// --ops 100000 (README, Reliability): each trial is checked whole, and memory stays small.
 //
 // --frames 1 gives every tab a same-origin iframe that runs the workload too. --kinds picks
 // how contexts die: crash, close and navigate take a whole tab (with its worker and frame),

@@ -19,6 +19,12 @@ use crate::map::{IdMap, NameMap};
 use crate::protocol::Extras;
 use crate::protocol::{ArbiterMsg, ClientMsg, WireLockInfo};
 
+/// How many requests the deadlock search of a spec request may visit (it then reports
+/// nothing). Small: the search is on the path of every spec request that waits while its
+/// context holds a lock (see `Arbiter::deadlock`).
+#[cfg(feature = "services")]
+const SPEC_BUDGET: usize = 64;
+
 /// One decision of the arbiter, in the order it made them (feature `trace`, test builds
 /// only). `client` is the public `clientId` of the context concerned.
 #[cfg(feature = "trace")]
@@ -302,7 +308,6 @@ impl Arbiter {
         /// How many requests one search may visit (it then reports nothing): a lock service
         /// request, which is withdrawn on a deadlock, and a spec request, only reported.
         const BUDGET: usize = 10_000;
-        const SPEC_BUDGET: usize = 64;
         let budget = if withdraw { BUDGET } else { SPEC_BUDGET };
         let Some(cycle) = crate::deadlock::cycle_through(&self.engine, key, budget) else {
             return;
@@ -367,7 +372,10 @@ impl Arbiter {
                     // context holds or waits for this name (a cycle that leaves through
                     // another name is then found by that context's request on this one).
                     #[cfg(feature = "services")]
-                    if self.engine.is_queued(key) && self.engine.holds_any(client) && self.engine.others_on_name(key) {
+                    if self.engine.is_queued(key)
+                        && self.engine.holds_any(client)
+                        && self.engine.others_on_name(key, SPEC_BUDGET)
+                    {
                         self.deadlock(key, false, out);
                     }
                 }

@@ -351,3 +351,21 @@ fn restore_rebuilds_holders_and_queue_order_then_grants_fifo() {
     assert_eq!(second.req(k(4, 1), "a", EX, PLAIN), []);
     assert_eq!(second.e.restore_queued(k(5, 1), n("a"), EX, 4), Err(EngineError::DuplicateRequest), "position taken");
 }
+
+/// The arbiter's guard for the deadlock search of spec requests: another client on the
+/// name, as a holder or among the last `within` waiters.
+#[cfg(feature = "services")]
+#[test]
+fn others_on_name_sees_holders_and_the_queue_tail_only() {
+    let mut t = T::new();
+    t.req(k(1, 1), "a", EX, PLAIN);
+    t.req(k(1, 2), "a", EX, PLAIN);
+    assert!(!t.e.others_on_name(k(1, 2), 64), "only client 1 on the name");
+    t.req(k(2, 1), "a", EX, PLAIN);
+    for r in 3..10 {
+        t.req(k(1, r), "a", EX, PLAIN);
+    }
+    assert!(t.e.others_on_name(k(1, 9), 64), "client 2 waits among the last 64");
+    assert!(!t.e.others_on_name(k(1, 9), 3), "client 2 waits further ahead than 3");
+    assert!(t.e.others_on_name(k(2, 1), 0), "client 1 holds the name");
+}

@@ -389,7 +389,7 @@ impl Engine {
     /// steps reaches no further). A cycle of waits across contexts through a spec request
     /// is searched only then (the arbiter's deadlock report): a burst queued on a name by
     /// the context that holds it would otherwise pay a search per request, and a scan of
-    /// the whole queue per request is O(n²) too (20,000 queued took 13.6 s).
+    /// the whole queue per request would be O(n²) too (bench row 10).
     #[cfg(feature = "services")]
     pub fn others_on_name(&self, key: RequestKey, within: usize) -> bool {
         let Some(state) = self.entries.get(key).and_then(|e| self.names.get(&e.name)) else {

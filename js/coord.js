@@ -48,17 +48,19 @@ export function open(name, version) {
 
 /**
  * Keeps `name` open at version 1 for as long as this context lives; the arbiter's probe
- * (an open at version 2) stays blocked until then. Resolves to the connection, or null
- * where IndexedDB is unusable.
+ * (an open at version 2) stays blocked until then. Resolves to the connection, or to a
+ * string that says why IndexedDB is unusable (blocked storage, exhausted quota, …).
  */
 export function holdProbe(clientId) {
   return new Promise((resolve) => {
+    const fail = (e) => resolve(`IndexedDB failed: ${(e && (e.name || e.message)) || e}`);
     try {
       const req = open(`${PREFIX}-c-${clientId}`, 1);
       req.onsuccess = () => resolve(keepOpen(req.result));
-      req.onerror = req.onblocked = () => resolve(null);
-    } catch {
-      resolve(null);
+      req.onerror = () => fail(req.error);
+      req.onblocked = () => fail("blocked");
+    } catch (e) {
+      fail(e);
     }
   });
 }
@@ -77,7 +79,8 @@ export function keepOpen(db) {
  * Starts what can start before the wasm module is ready: this context's probe database
  * and, in a window, the SharedWorker (it compiles and wins its election meanwhile).
  * `clientId` may be a promise (the probe waits for it; the SharedWorker does not).
- * Resolves to `{ probe, worker, id }`; `probe` is null where IndexedDB is unusable.
+ * Resolves to `{ probe, worker, id }`; `probe` is null where IndexedDB is unusable, and
+ * `reason` then says why.
  */
 export function preconnect(clientId, workerUrl) {
   let worker = null;
@@ -86,7 +89,9 @@ export function preconnect(clientId, workerUrl) {
       worker = new SharedWorker(workerUrl, workerOptions);
     } catch {}
   }
-  return Promise.resolve(clientId).then((id) => holdProbe(id).then((probe) => ({ probe, worker, id })));
+  return Promise.resolve(clientId).then((id) =>
+    holdProbe(id).then((p) => (typeof p === "string" ? { probe: null, reason: p, worker, id } : { probe: p, worker, id })),
+  );
 }
 
 /**

@@ -51,26 +51,39 @@ const backlog = []; // calls made before the module was ready, in call order
 const config = { workerUrl: null, mode: "auto" };
 let clientId = null;
 let link = null; // the connection to a remote arbiter, if any
+let denied = null; // why this context refuses requests (see connect), once it does
+
+function deny(reason) {
+  denied = reason || "IndexedDB is not usable";
+}
 
 /**
  * How this context reaches the other contexts of its origin:
  * - "shared": through the arbiter in a SharedWorker (windows) or over BroadcastChannel
  *   (workers, and windows where SharedWorker is missing), with IndexedDB telling who died;
  * - "local": the arbiter runs in this context, so locks are exact but not shared with
- *   other contexts. Used where BroadcastChannel or IndexedDB is missing, or on request.
+ *   other contexts. Used on request, outside browsers (Node), and where BroadcastChannel
+ *   is missing;
+ * - "denied": a browser context whose IndexedDB is missing or fails (storage blocked,
+ *   quota exhausted, private modes): its probe database, by which an arbiter learns that
+ *   it died and which the election needs, cannot exist. Going local there could grant a
+ *   name that another context holds, so requests and queries reject with SecurityError
+ *   (after validation), as Chromium's own do where storage is denied. `reason` says why.
  */
 function connect([exports, early]) {
   // The probe database must exist before any arbiter hears of us: it is how an arbiter
-  // learns that this context died. Without it, stay local rather than risk stuck locks.
-  const local = !early || !early.probe;
-  coord.debug.mode = local ? "local" : "shared";
+  // learns that this context died.
+  if (early && !early.probe) deny(early.reason);
+  const local = !early && !denied;
+  coord.debug.mode = denied ? "denied" : local ? "local" : "shared";
+  if (denied) coord.debug.reason = denied;
   host.local = () => local;
   exports.init(host);
   // The glue's own entry points: the package's wasm has short export names, so those that
   // init() handed over (the module's raw exports, which src/bindings' tests rely on) are
   // not the ones to call here.
   host.wire(exports);
-  if (!local) {
+  if (!local && !denied) {
     const isWindow = typeof g.document !== "undefined";
     const options = {
       workerUrl: isWindow ? config.workerUrl : null,
@@ -88,6 +101,9 @@ function connect([exports, early]) {
       clientId = id;
       exports.clientReset();
       coord.preconnect(clientId, options.workerUrl).then((again) => {
+        // Back without a probe database (quota exhausted meanwhile): no arbiter could
+        // learn of this context's death, so it stays out (it holds and waits for nothing).
+        if (!again.probe) return void (deny(again.reason), (coord.debug.mode = "denied"), (coord.debug.reason = denied));
         link = coord.connectClient(exports, clientId, { ...options, worker: again.worker, probe: again.probe });
         host.post = link.post;
       });
@@ -143,12 +159,17 @@ function load() {
         // nothing that waits for one may be started there: its calls only ever reject
         // (InvalidStateError), which the client half does alone, unconnected.
         active = host.active();
-        const shared = active && config.mode !== "local" && typeof BroadcastChannel === "function" && g.indexedDB;
+        // Outside browsers (Node, say: no document, not a worker) there are no other
+        // contexts of an origin: local. A browser context without IndexedDB is denied.
+        const browser = typeof g.document !== "undefined" || typeof g.WorkerGlobalScope === "function";
+        const wanted = active && config.mode !== "local" && typeof BroadcastChannel === "function";
+        const shared = wanted && !!g.indexedDB;
+        if (wanted && !shared && browser) deny("no IndexedDB in this context");
         const isWindow = typeof g.document !== "undefined";
         // A window whose arbiter runs in the SharedWorker loads the client half of the
         // wasm only; a context that may host the arbiter (local mode, workers, windows
         // without SharedWorker) loads the full module.
-        const clientOnly = !active || (shared && isWindow && !!config.workerUrl && typeof SharedWorker === "function");
+        const clientOnly = !active || !!denied || (shared && isWindow && !!config.workerUrl && typeof SharedWorker === "function");
         // In a page controlled by a service worker that runs the polyfill, the clientId is
         // the page's Client.id (as the spec says), which only the service worker knows: it
         // is asked, and its answer used if it comes before the module is ready; a later
@@ -164,7 +185,7 @@ function load() {
       })
       // Local after all (no probe database): the in-context arbiter is in the full module.
       .then(([exports, early]) =>
-        exports.ArbiterHost || (early && early.probe) || !active ? [exports, early] : loader(true).then((full) => [full, early]),
+        exports.ArbiterHost || early || denied || !active ? [exports, early] : loader(true).then((full) => [full, early]),
       )
       .then(connect)
       .then(
@@ -353,6 +374,7 @@ const ERRORS = [
   ["The 'signal' and 'steal' options cannot be used together.", "NotSupportedError"],
   ["The 'signal' and 'ifAvailable' options cannot be used together.", "NotSupportedError"],
   ["Lock broken by another request with the 'steal' option.", "AbortError"],
+  ["The request was denied.", "SecurityError"],
 ];
 
 export const host = {
@@ -393,6 +415,7 @@ export const host = {
     return !d || (!g.closed && d.defaultView === g);
   },
   opaque: () => g.origin === "null",
+  denied: () => !!denied,
   error(code) {
     const e = ERRORS[code];
     return typeof e === "string" ? new TypeError(e) : new DOMException(e[0], e[1]);

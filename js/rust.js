@@ -49,7 +49,14 @@ export const installOurs = () => install();
 export const services = () => ({ acquire });
 /** Where the arbiter's SharedWorker script is; before first use. */
 export const setWorkerUrl = (url) => configure({ workerUrl: url });
-/** Whether ours can reach other contexts here (else it would be local mode). */
-export const shareable = () => typeof BroadcastChannel === "function" && !!g.indexedDB && !!g.navigator;
+/**
+ * Whether ours belongs here (else local mode): where it can reach other contexts. In a
+ * browser context without IndexedDB too: it then refuses requests (mode "denied"), since
+ * local mode there could grant a name another context holds.
+ */
+export const shareable = () =>
+  typeof BroadcastChannel === "function" &&
+  !!g.navigator &&
+  (!!g.indexedDB || typeof g.document !== "undefined" || typeof g.WorkerGlobalScope === "function");
 /** This module's URL (what another context loads to share the lock space; tests). */
 export const moduleUrl = () => import.meta.url;

@@ -98,6 +98,8 @@ node tests/e2e/sw-clientid.mjs
 node tests/e2e/versions.mjs
 # The back/forward cache: an idle page is restored and rejoins; a holder's lock is released.
 node tests/e2e/bfcache.mjs
+# Storage blocked, IndexedDB throwing or missing, quota exhausted: refused, never split.
+node tests/e2e/storage.mjs
 # The same scenarios on a real insecure origin (http://intranet.test; no service workers there).
 node tests/e2e/run.mjs --insecure
 

@@ -268,7 +268,9 @@ pub enum LockError {
     NotSupported(String),
     /// The spec's `InvalidStateError`: this document is not fully active.
     InvalidState,
-    /// The spec's `SecurityError`: no lock manager for this (opaque) origin.
+    /// The spec's `SecurityError`: no lock manager for this (opaque) origin; or storage
+    /// is denied here (the browser's own refuses then, and so does the polyfill, whose
+    /// lock space needs IndexedDB: see the README's "Limits and pitfalls").
     Security,
     /// The request's signal aborted it before it was granted; its reason.
     Aborted(JsValue),
@@ -490,9 +492,10 @@ impl LockManager {
     /// This global's `navigator.locks`: the browser's own, or a polyfill the page
     /// installed. Where there is neither, this crate's polyfill (feature `polyfill`),
     /// installed on the global so that the page's JS shares it, where it can reach the
-    /// origin's other contexts (`BroadcastChannel` and IndexedDB); else this crate's engine
-    /// in local mode (Node): exact locks among this context's own requests, shared with no
-    /// other context ([`LockManager::is_local`]).
+    /// origin's other contexts (`BroadcastChannel`; in a browser without usable IndexedDB
+    /// it refuses requests with [`LockError::Security`] rather than risk two holders);
+    /// else this crate's engine in local mode (Node): exact locks among this context's own
+    /// requests, shared with no other context ([`LockManager::is_local`]).
     pub fn get() -> Result<LockManager, LockError> {
         let locks = manager();
         if !locks.is_null() {

@@ -77,6 +77,11 @@ extern "C" {
     /// `true` when no lock manager can be obtained: an opaque origin.
     #[wasm_bindgen(method)]
     fn opaque(this: &Host) -> bool;
+    /// `true` when this context cannot join its origin's lock space safely (IndexedDB
+    /// missing or failing: storage blocked, quota exhausted): requests and queries are
+    /// refused, after validation, as Chromium's own refuses them where storage is denied.
+    #[wasm_bindgen(method)]
+    fn denied(this: &Host) -> bool;
     /// The `TypeError` or `DOMException` numbered `code` (`ERR_*`; the messages are in JS).
     #[wasm_bindgen(method)]
     fn error(this: &Host, code: u8) -> JsValue;
@@ -184,6 +189,7 @@ const ERR_STEAL_SHARED: u8 = 9; // NotSupportedError
 const ERR_SIGNAL_STEAL: u8 = 10; // NotSupportedError
 const ERR_SIGNAL_IF_AVAILABLE: u8 = 11; // NotSupportedError
 const ERR_STOLEN: u8 = 12; // AbortError: broken by a steal
+const ERR_DENIED: u8 = 13; // SecurityError: the request was denied (no safe lock space)
 
 fn mode_code(mode: LockMode) -> u8 {
     match mode {
@@ -450,6 +456,15 @@ fn check_context(host: &Host) -> Result<(), JsValue> {
     Ok(())
 }
 
+/// After the spec's checks: a context that could not join its origin's lock space safely
+/// refuses (`SecurityError`), where Chromium's own refuses when storage is denied.
+fn check_denied(host: &Host) -> Result<(), JsValue> {
+    if host.denied() {
+        return Err(host.error(ERR_DENIED));
+    }
+    Ok(())
+}
+
 /// Spec request() steps 3–9, in order.
 fn validate(host: &Host, args: &Args, units: &[u16]) -> Result<(), JsValue> {
     check_context(host)?;
@@ -490,7 +505,7 @@ pub fn request(argc: u32, a0: JsValue, a1: JsValue, a2: JsValue) -> JsValue {
         Err(e) => return host.rejected(&e),
     };
     let units = host.units(&args.name);
-    if let Err(e) = validate(&host, &args, &units) {
+    if let Err(e) = validate(&host, &args, &units).and_then(|()| check_denied(&host)) {
         return host.rejected(&e);
     }
     with(|c| c.start(args, units)).unwrap_or_default()
@@ -502,7 +517,7 @@ pub fn query() -> JsValue {
     let Some(host) = with(|c| c.host.clone().unchecked_into::<Host>()) else {
         return JsValue::UNDEFINED;
     };
-    if let Err(e) = check_context(&host) {
+    if let Err(e) = check_context(&host).and_then(|()| check_denied(&host)) {
         return host.rejected(&e);
     }
     with(|c| {
@@ -541,7 +556,7 @@ pub fn acquire(name: JsValue, options: JsValue, callback: JsValue, holder: JsVal
         Err(e) => return host.rejected(&e),
     };
     let units = host.units(&args.name);
-    if let Err(e) = validate(&host, &args, &units) {
+    if let Err(e) = validate(&host, &args, &units).and_then(|()| check_denied(&host)) {
         return host.rejected(&e);
     }
     let label = if holder.is_undefined() { None } else { Some(host.units(&holder)) };

@@ -7,7 +7,7 @@
 // Also: CDP helpers (renderer crash, freeze/resume, killing the arbiter's SharedWorker) and
 // the checkers (mutual exclusion over recorded intervals, FIFO per name, settlement).
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
@@ -45,7 +45,7 @@ export async function until(fn, what, ms = LIVENESS_MS, every = 20) {
  * connecting with { noDefaults: true } leaves the pages of the browser's default context
  * alone, so the frozen-tab scenario runs there. Every other scenario gets a fresh context.
  */
-export async function startHarness({ headed = false, insecure = false } = {}) {
+export async function startHarness({ headed = false, insecure = false, prefs = null } = {}) {
   const root = new URL("../..", import.meta.url).pathname;
   const server = await serve(root);
   // insecure: a real plain-http origin (http://intranet.test, mapped to this machine by
@@ -53,6 +53,11 @@ export async function startHarness({ headed = false, insecure = false } = {}) {
   const base = `http://${insecure ? "intranet.test" : "localhost"}:${server.address().port}`;
   const opts = launchOptions(insecure ? ["--host-resolver-rules=MAP intranet.test 127.0.0.1"] : []);
   const profile = mkdtempSync(join(tmpdir(), "web-locks-e2e-"));
+  // prefs: the profile's preferences (content settings, e.g. storage blocked), before start.
+  if (prefs) {
+    mkdirSync(join(profile, "Default"));
+    writeFileSync(join(profile, "Default", "Preferences"), JSON.stringify(prefs));
+  }
   const args = [...(headed ? [] : ["--headless"]), ...opts.args, "--remote-debugging-port=0", `--user-data-dir=${profile}`, "about:blank"];
   const proc = spawn(opts.executablePath, args, { stdio: ["ignore", "ignore", "pipe"] });
   process.once("exit", () => proc.exitCode === null && proc.kill()); // even if the run dies

@@ -26,7 +26,9 @@
 // --frames 1 gives every tab a same-origin iframe that runs the workload too. --kinds picks
 // how contexts die: crash, close and navigate take a whole tab (with its worker and frame),
 // terminate a tab's dedicated worker (worker.terminate()), remove its iframe; the tab then
-// starts another. arbiter kills the arbiter's SharedWorker (every context lives on).
+// starts another. arbiter kills the arbiter's SharedWorker (every context lives on). freeze
+// freezes a tab (Page.setWebLifecycleState; its iframe and worker with it) for 0.3–1.5 s
+// and resumes it; the trial then runs in the browser's default context.
 //
 // --load N runs N busy processes beside the browser for the whole run (the failures of
 // issue #8 showed on a machine with a load average above 10).
@@ -77,7 +79,7 @@ const cfg = {
 };
 const DIST = "build/dist-trace";
 const MIX = "build/dist-trace-next";
-for (const k of cfg.kinds) if (!["crash", "close", "navigate", "terminate", "remove", "arbiter"].includes(k)) throw new Error(`--kinds: no such kill ${k}`);
+for (const k of cfg.kinds) if (!["crash", "close", "navigate", "terminate", "remove", "arbiter", "freeze"].includes(k)) throw new Error(`--kinds: no such kill ${k}`);
 if (cfg.kinds.includes("remove") && !cfg.frames) throw new Error("--kinds remove needs --frames 1");
 
 if (!argv.includes("--no-build")) {
@@ -105,7 +107,10 @@ const rnd = () => ((rs = (Math.imul(rs, 1103515245) + 12345) >>> 0) >>> 8) / 167
 
 async function trial(h, n) {
   const seed = cfg.seed * 1000 + n;
-  const s = await h.scene({ target: "ours", dist: DIST });
+  // Freezing (Page.setWebLifecycleState) works only in the browser's default context (see
+  // tests/e2e/harness.mjs): with --kinds freeze the trial runs there.
+  const freezing = cfg.kinds.includes("freeze");
+  const s = await h.scene({ target: "ours", dist: DIST, freezable: freezing });
   const t0 = Date.now();
   const observer = await s.context.newPage();
   await observer.goto(`${h.base}/tests/chaos/observer.html?channel=${encodeURIComponent(`${PREFIX}:trace`)}&clock=chaos-clock`);
@@ -207,6 +212,7 @@ async function trial(h, n) {
   } finally {
     running = false;
     await poller?.catch(() => {});
+    await observer.close().catch(() => {}); // not among the scene's tabs (default context)
     await s.close();
   }
 
@@ -250,6 +256,24 @@ async function trial(h, n) {
         const sws = await s.sharedWorkers();
         if (!sws.length) continue;
         for (const w of sws) await s.h.bcdp.send("Target.closeTarget", { targetId: w.targetId }).catch(() => {});
+        kills[how] = (kills[how] || 0) + 1;
+        continue;
+      }
+      if (how === "freeze") {
+        // The tab, with its iframe and worker, is frozen for 0.3–1.5 s, then resumed: it
+        // lives on, and keeps what it holds meanwhile (others wait, as with the browser's
+        // own locks). A busy context never leaves the lock space on freeze (only an idle
+        // one does, and the loops always have a request out), so its client id stays.
+        const before = await u.tab.call("lifecycle").catch(() => null);
+        if (!before) continue;
+        await u.tab.freeze();
+        await sleep(300 + rnd() * 1200);
+        await u.tab.resume();
+        const after = await u.tab.call("lifecycle").catch(() => []);
+        const seen = after.slice(before.length).map((e) => e[0]);
+        if (!seen.includes("freeze") || !seen.includes("resume")) throw new Error(`${u.tab.label} was not frozen and resumed: ${JSON.stringify(seen)}`);
+        const info = await u.tab.call("info");
+        if (info.clientId !== u.tab.id) throw new Error(`${u.tab.label} came back as another client (${info.clientId}, was ${u.tab.id})`);
         kills[how] = (kills[how] || 0) + 1;
         continue;
       }
@@ -357,7 +381,10 @@ async function trial(h, n) {
   }
 }
 
-const h = await startHarness();
+// With --kinds freeze the tabs run in the default context, where only one is visible:
+// hidden pages' timers would be throttled to one wake-up a second, which slows the
+// workload (a callback's hold is a timer) a hundredfold. Freezing still works.
+const h = await startHarness({ args: cfg.kinds.includes("freeze") ? ["--disable-background-timer-throttling", "--disable-renderer-backgrounding"] : [] });
 const report = { date: new Date().toISOString(), browser: h.version, cfg, trials: [] };
 let bad = 0;
 try {

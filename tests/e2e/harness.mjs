@@ -45,13 +45,13 @@ export async function until(fn, what, ms = LIVENESS_MS, every = 20) {
  * connecting with { noDefaults: true } leaves the pages of the browser's default context
  * alone, so the frozen-tab scenario runs there. Every other scenario gets a fresh context.
  */
-export async function startHarness({ headed = false, insecure = false, prefs = null } = {}) {
+export async function startHarness({ headed = false, insecure = false, prefs = null, args: extra = [] } = {}) {
   const root = new URL("../..", import.meta.url).pathname;
   const server = await serve(root);
   // insecure: a real plain-http origin (http://intranet.test, mapped to this machine by
   // Chromium's host resolver), where the browser hides navigator.locks.
   const base = `http://${insecure ? "intranet.test" : "localhost"}:${server.address().port}`;
-  const opts = launchOptions(insecure ? ["--host-resolver-rules=MAP intranet.test 127.0.0.1"] : []);
+  const opts = launchOptions([...(insecure ? ["--host-resolver-rules=MAP intranet.test 127.0.0.1"] : []), ...extra]);
   const profile = mkdtempSync(join(tmpdir(), "web-locks-e2e-"));
   // prefs: the profile's preferences (content settings, e.g. storage blocked), before start.
   if (prefs) {

@@ -5,7 +5,8 @@
 //    dedicated worker, give the same answers: validation errors first, then
 //    SecurityError "The request was denied." for request() (also ifAvailable and steal)
 //    and query(); no callback runs. Ours also on a plain-http origin, where the browser
-//    has no API of its own; `ready` says mode "denied" and why.
+//    has no API of its own; `ready` says mode "denied" and why. The same in Firefox ESR
+//    (cookies blocked), where its own refuses too (before validating).
 // 2. `indexedDB.open` throws, and `indexedDB` missing, in one tab: that tab refuses the
 //    same way, and a normal tab beside it holds and queries as usual; the refused tab
 //    leaves no database behind.
@@ -134,6 +135,74 @@ for (const insecure of [false, true]) {
     }
   } finally {
     await h.close();
+  }
+}
+
+// ---- 1b. the same in Firefox ESR (cookies blocked: network.cookie.cookieBehavior 2) -----
+// Firefox's own refuses before it validates (a name starting with "-" is a SecurityError
+// there too); ours validates first, as Chromium does. The refusals themselves agree.
+{
+  const { default: puppeteer } = await import("puppeteer-core");
+  const { serve } = await import("../../scripts/server.mjs");
+  const server = await serve(new URL("../..", import.meta.url).pathname);
+  const base = `http://localhost:${server.address().port}`;
+  const browser = await puppeteer.launch({
+    browser: "firefox",
+    executablePath: process.env.FIREFOX || "/usr/bin/firefox-esr",
+    headless: true,
+    extraPrefsFirefox: { "network.cookie.cookieBehavior": 2 },
+  });
+  try {
+    for (const target of ["native", "ours"]) {
+      await run(`storage blocked, Firefox ESR, ${target}: request() and query() refused with SecurityError`, async () => {
+        const p = await browser.newPage();
+        try {
+          await p.goto(`${base}/tests/entry/blank.html`);
+          const r = await p.evaluate(
+            async (ours, answersSrc) => {
+              const idb = await new Promise((res) => {
+                try {
+                  const q = indexedDB.open("probe-storage");
+                  q.onsuccess = () => res("ok");
+                  q.onerror = () => res(q.error.name);
+                } catch (e) {
+                  res(e.name);
+                }
+              });
+              let mode = null;
+              if (ours) {
+                delete Navigator.prototype.locks;
+                delete globalThis.LockManager;
+                delete globalThis.Lock;
+                await new Promise((res, rej) => {
+                  const s = document.createElement("script");
+                  s.src = "/dist/web-locks.js";
+                  s.onload = res;
+                  s.onerror = rej;
+                  document.head.append(s);
+                });
+                mode = (await navigator.locks.ready).mode;
+              }
+              return { idb, mode, ...(await (0, eval)(`(${answersSrc})`)()) };
+            },
+            target === "ours",
+            answers.toString(),
+          );
+          assert.equal(r.idb, "SecurityError", "the profile blocks storage (IndexedDB refused)");
+          for (const k of ["request", "ifAvailable", "steal", "shared", "query"]) assert.equal(r[k], "SecurityError", k);
+          assert.equal(r.called, 0, "no callback ran");
+          if (target === "ours") {
+            assert.equal(r.mode, "denied");
+            for (const k of ["dash", "steal+ifAvailable", "shared steal", "bad mode", "no callback", "aborted"]) assert.equal(r[k], EXPECTED[k], k);
+          }
+        } finally {
+          await p.close();
+        }
+      });
+    }
+  } finally {
+    await browser.close();
+    server.close();
   }
 }
 

@@ -127,6 +127,13 @@ for (const insecure of [false, true]) {
             });
             assert.equal(ready.mode, "denied");
             assert.match(ready.reason, /IndexedDB failed: UnknownError/);
+            // The lock services refuse the same way (acquire() is a request, status() a query).
+            const services = await p.evaluate(async () => {
+              const W = globalThis.WebLocksWasm;
+              const name = (f) => f().then(() => "resolved", (e) => e.name);
+              return { acquire: await name(() => W.acquire("a")), status: await name(() => W.status("a")) };
+            });
+            assert.deepEqual(services, { acquire: "SecurityError", status: "SecurityError" });
           }
         } finally {
           await p.close();

@@ -204,7 +204,9 @@ export function runArbiter(wasm, { preferred, ports }) {
       now: () => performance.now(),
       timer(at) {
         clearTimeout(timer);
-        timer = setTimeout(() => safely(() => host.advance()), Math.max(0, at - performance.now()));
+        // (Test builds: what advance() decided, lease expiries and the grants after them,
+        // goes out to the trace now, stamped now, not with the next message's decisions.)
+        timer = setTimeout(() => safely(() => (host.advance(), WEB_LOCKS_TRACE && traced())), Math.max(0, at - performance.now()));
       },
     });
     const traced = WEB_LOCKS_TRACE && tracer(host, epoch);
@@ -280,7 +282,7 @@ export function runArbiter(wasm, { preferred, ports }) {
           WEB_LOCKS_TRACE && traced();
           ids.forEach(watch);
         }),
-      () => safely(() => host.beginRecovery(new Uint16Array(0))),
+      () => safely(() => (host.beginRecovery(new Uint16Array(0)), WEB_LOCKS_TRACE && traced())),
     );
 
     serve = (port) => {

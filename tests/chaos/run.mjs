@@ -15,7 +15,7 @@
 //   node tests/chaos/run.mjs [--seconds 90] [--tabs 8] [--loops 2] [--names 4] [--seed N]
 //                            [--trials 1] [--kill-min 2000] [--kill-max 4000] [--no-build]
 //                            [--load 0] [--out build/chaos-report.json] [--dump build/chaos]
-//                            [--frames 1] [--kinds crash,close,terminate,remove]
+//                            [--frames 1] [--shared 1] [--leases 0.2] [--kinds crash,close,terminate,remove]
 //                            [--mix 1] [--ops N]
 //
 // --mix 1 runs every other tab (with its worker and frame) on the next release's build
@@ -23,7 +23,11 @@
 // N requests were made instead of for --seconds. The million run is 10 trials of
 // --ops 100000 (README, Reliability): each trial is checked whole, and memory stays small.
 //
-// --frames 1 gives every tab a same-origin iframe that runs the workload too. --kinds picks
+// --frames 1 gives every tab a same-origin iframe that runs the workload too, and --shared 1
+// a user SharedWorker (its own, named after it: it dies with the tab). --leases P makes a
+// fraction P of the plain requests leases of the lock services (acquire() with a ttl of
+// 1-7.5 ms against holds of 0-5 ms: some run out, and the arbiter takes the lock back).
+// --kinds picks
 // how contexts die: crash, close and navigate take a whole tab (with its worker and frame),
 // terminate a tab's dedicated worker (worker.terminate()), remove its iframe; the tab then
 // starts another. arbiter kills the arbiter's SharedWorker (every context lives on). freeze
@@ -69,6 +73,8 @@ const cfg = {
   out: opt("out", "build/chaos-report.json"),
   load: opt("load", 0),
   frames: opt("frames", 0),
+  shared: opt("shared", 0),
+  leases: opt("leases", 0),
   kinds: opt("kinds", "crash,close").split(","),
   dump: opt("dump", ""),
   // --mix 1: every other tab (and its worker and frame) runs the next release's build
@@ -138,13 +144,13 @@ async function trial(h, n) {
   const merge = (list) => {
     for (const r of list) records.set(`${r.clientId}/${r.id}`, r);
   };
-  const work = (i) => ({ clockChannel: "chaos-clock", seed: seed * 100 + i, loops: cfg.loops, names, pShared: 0.3, pIfAvailable: 0.1, pSteal: 0.03, pAbort: 0.1, maxHold: 5, maxAbortDelay: 5, until });
+  const work = (i) => ({ clockChannel: "chaos-clock", seed: seed * 100 + i, loops: cfg.loops, names, pShared: 0.3, pIfAvailable: 0.1, pSteal: 0.03, pAbort: 0.1, maxHold: 5, maxAbortDelay: 5, pLease: cfg.leases, until });
   // A unit: a tab, and in it a dedicated worker (and, with --frames 1, an iframe); each
   // runs the workload. `subs` maps a kind to the sub-context now running it.
   let subCount = 0;
   const spawnSub = async (u, kind) => {
     const n = subCount++;
-    const sub = await u.tab.spawn(kind, `${kind === "worker" ? "W" : "F"}${u.i}.${n}`);
+    const sub = await u.tab.spawn(kind, `${{ worker: "W", frame: "F", shared: "S" }[kind]}${u.i}.${n}`);
     starting.push(sub);
     sub.id = (await sub.call("chaos", work(1000 + n))).clientId;
     u.subs.set(kind, sub);
@@ -192,6 +198,8 @@ async function trial(h, n) {
     tab.id = (await tab.call("chaos", work(2 * i))).clientId;
     await spawnSub(u, "worker");
     if (cfg.frames) await spawnSub(u, "frame");
+    // A user SharedWorker of the tab's own (its only client): it dies with the tab.
+    if (cfg.shared) await spawnSub(u, "shared");
     units.add(u);
     return u;
   };
@@ -253,7 +261,8 @@ async function trial(h, n) {
       if (how === "arbiter") {
         // The arbiter's SharedWorker (with --mix, each build's) is killed (Target.closeTarget):
         // every context lives on, and a new arbiter recovers from them.
-        const sws = await s.sharedWorkers();
+        // Only the arbiter's (not the user SharedWorkers of --shared 1).
+        const sws = (await s.sharedWorkers()).filter((w) => w.url.endsWith("/web-locks-arbiter.js"));
         if (!sws.length) continue;
         for (const w of sws) await s.h.bcdp.send("Target.closeTarget", { targetId: w.targetId }).catch(() => {});
         kills[how] = (kills[how] || 0) + 1;
@@ -406,7 +415,7 @@ try {
     console.log(
       `trial ${n} (seed ${r.seed}): ${f.requests} requests, ${f.callbacks} callbacks with a lock, ${r.contexts} contexts, ` +
         `kills ${Object.entries(r.kills).map(([k, n]) => `${n} ${k}`).join(" + ") || "none"}, ${f.arbiters} arbiter(s), ${f.decisions} decisions; ` +
-        `overlaps ${r.overlaps.total} (explained: ${r.overlaps.byReason.stolen} by a steal, ${r.overlaps.byReason.gone} by a death, ${r.overlaps.byReason.released} by release order within the clock slack); ` +
+        `overlaps ${r.overlaps.total} (explained: ${r.overlaps.byReason.stolen} by a steal, ${r.overlaps.byReason.gone} by a death, ${r.overlaps.byReason.expired} by a lease's end, ${r.overlaps.byReason.released} by release order within the clock slack); ` +
         `violations ${r.violations.length}; ${r.seconds.toFixed(0)} s`,
     );
     if (r.unexpected.length) console.log(`  died without being killed (replaced): ${JSON.stringify(r.unexpected)}`);

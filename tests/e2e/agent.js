@@ -515,6 +515,36 @@
             o.signal = ac.signal;
           }
           touch();
+          // A lease (the lock services' acquire() with a ttl, cfg.pLease of the plain
+          // requests): held for `hold` ms unless the lease runs out first (the arbiter then
+          // takes it: an "expired" decision), which the handle's signal tells.
+          if (cfg.pLease && abortAfter < 0 && !o.steal && !o.ifAvailable && g.WebLocksWasm && rnd() < cfg.pLease) {
+            const ttl = 1 + rnd() * cfg.maxHold * 1.5;
+            r.lease = ttl;
+            await g.WebLocksWasm.acquire(name, { mode: r.mode, ttl }).then(
+              async (h) => {
+                r.start = now();
+                r.outcome = "held";
+                touch();
+                const lost = new Promise((res) => h.signal.addEventListener("abort", () => res(h.signal.reason), { once: true }));
+                const reason = await Promise.race([sleep(hold).then(() => null), lost]);
+                r.end = now();
+                touch();
+                if (reason) r.outcome = reason && reason.name === "TimeoutError" ? "expired" : "stolen";
+                else {
+                  await h.release();
+                  r.outcome = h.signal.aborted ? "expired" : "released";
+                }
+              },
+              // DeadlockError: the lock services report a context that waits for what it
+              // holds (the other loop's lease); TimeoutError: the lease ran out before the
+              // grant reached this context.
+              (e) => (r.outcome = { AbortError: "stolen", DeadlockError: "deadlock", TimeoutError: "expired" }[e && e.name] || `rejected: ${e}`),
+            );
+            r.settled = now();
+            touch();
+            continue;
+          }
           const p = navigator.locks.request(name, o, async (lock) => {
             r.start = now();
             if (!lock) {

@@ -52,6 +52,9 @@ const config = { workerUrl: null, mode: "auto" };
 let clientId = null;
 let link = null; // the connection to a remote arbiter, if any
 let denied = null; // why this context refuses requests (see connect), once it does
+let retry = null; // () => Promise: a denied context tries its probe again (see connect)
+let lastTry = 0;
+let retrying = null; // the retry under way, if any
 
 function deny(reason) {
   denied = reason || "IndexedDB is not usable";
@@ -69,6 +72,7 @@ function deny(reason) {
  *   it died and which the election needs, cannot exist. Going local there could grant a
  *   name that another context holds, so requests and queries reject with SecurityError
  *   (after validation), as Chromium's own do where storage is denied. `reason` says why.
+ *   Where the probe failed, a call a second after the last attempt tries again (call()).
  */
 function connect([exports, early]) {
   // The probe database must exist before any arbiter hears of us: it is how an arbiter
@@ -83,67 +87,81 @@ function connect([exports, early]) {
   // init() handed over (the module's raw exports, which src/bindings' tests rely on) are
   // not the ones to call here.
   host.wire(exports);
-  if (!local && !denied) {
-    const isWindow = typeof g.document !== "undefined";
-    const options = {
-      workerUrl: isWindow ? config.workerUrl : null,
-      candidate: !isWindow,
-      // Hosting the arbiter takes the full module (this one, or fetched now) and the
-      // arbiter's half of the glue.
-      arbiter: () => Promise.all([exports.ArbiterHost ? exports : loader(true), arbiterLoader()]),
-      receiving: host.receiving,
-    };
-    link = coord.connectClient(exports, clientId, { ...options, worker: early.worker, probe: early.probe });
-    host.post = link.post;
-    // Comes back as a new client `id` (after a goodbye): the client keeps what it holds and
-    // waits for (nothing, when idle) and re-registers it with the arbiter it finds.
-    const rejoin = (id) => {
-      clientId = id;
-      exports.clientReset();
-      coord.preconnect(clientId, options.workerUrl).then((again) => {
-        // Back without a probe database (quota exhausted meanwhile): no arbiter could
-        // learn of this context's death, so it stays out (it holds and waits for nothing).
-        if (!again.probe) return void (deny(again.reason), (coord.debug.mode = "denied"), (coord.debug.reason = denied));
-        link = coord.connectClient(exports, clientId, { ...options, worker: again.worker, probe: again.probe });
-        host.post = link.post;
-      });
-    };
-    // The service worker's answer came after this context registered: it becomes that
-    // client once it is idle (holds, waits for and queries nothing), as a new client.
-    let away = false;
-    if (early.late) {
-      early.late.then(function swap(id) {
-        if (!id || id === clientId || away) return; // away: comes back with a new id anyway
-        if (!exports.clientIdle()) return void setTimeout(swap, 100, id);
-        link.goodbye();
-        const old = link;
-        queueMicrotask(() => (old.close(), rejoin(id)));
-      });
-    }
-    if (isWindow && typeof g.addEventListener === "function") {
-      // A page that is really going says goodbye. One entering the back/forward cache
-      // that holds and waits for nothing leaves the lock space for now (goodbye; its
-      // probe database and channels closed, which would keep it out of the cache) and
-      // comes back as a new client when it is restored. One that holds or waits stays:
-      // the browser then evicts it and its locks are released, as with its own locks.
-      // The same for a page that is frozen (Page Lifecycle): an idle one leaves, so that
-      // no arbiter's recovery ever waits for it to re-register while it cannot run.
-      const leave = () => {
-        if (away || !exports.clientIdle()) return;
-        away = true;
-        link.goodbye();
-        queueMicrotask(link.close); // once the goodbye went out
-      };
-      // A new id: the arbiter never takes back one that said goodbye (not even the
-      // service worker's Client.id, which stays the same across the cache).
-      const back = () => away && ((away = false), rejoin(uuid()));
-      g.addEventListener("pagehide", (e) => (e.persisted ? leave() : link.goodbye()));
-      g.addEventListener("pageshow", (e) => e.persisted && back());
-      g.document.addEventListener("freeze", leave);
-      g.document.addEventListener("resume", back);
-    }
+  if (!local) {
+    if (!denied) join(exports, early);
+    // A probe that failed may work later (a transient IndexedDB error, storage unblocked):
+    // a call at least a second after the last attempt tries again first, and joins.
+    else if (early) retry = () => coord.preconnect(clientId, typeof g.document !== "undefined" && config.workerUrl).then((again) => {
+      if (!again.probe) return void (denied = coord.debug.reason = again.reason || denied);
+      denied = null;
+      coord.debug.mode = "shared";
+      delete coord.debug.reason;
+      join(exports, again);
+    });
   }
   return exports;
+}
+
+/** Connects this context's client to the origin's arbiter (shared mode). */
+function join(exports, early) {
+  const isWindow = typeof g.document !== "undefined";
+  const options = {
+    workerUrl: isWindow ? config.workerUrl : null,
+    candidate: !isWindow,
+    // Hosting the arbiter takes the full module (this one, or fetched now) and the
+    // arbiter's half of the glue.
+    arbiter: () => Promise.all([exports.ArbiterHost ? exports : loader(true), arbiterLoader()]),
+    receiving: host.receiving,
+  };
+  link = coord.connectClient(exports, clientId, { ...options, worker: early.worker, probe: early.probe });
+  host.post = link.post;
+  // Comes back as a new client `id` (after a goodbye): the client keeps what it holds and
+  // waits for (nothing, when idle) and re-registers it with the arbiter it finds.
+  const rejoin = (id) => {
+    clientId = id;
+    exports.clientReset();
+    coord.preconnect(clientId, options.workerUrl).then((again) => {
+      // Back without a probe database (quota exhausted meanwhile): no arbiter could
+      // learn of this context's death, so it stays out (it holds and waits for nothing).
+      if (!again.probe) return void (deny(again.reason), (coord.debug.mode = "denied"), (coord.debug.reason = denied));
+      link = coord.connectClient(exports, clientId, { ...options, worker: again.worker, probe: again.probe });
+      host.post = link.post;
+    });
+  };
+  // The service worker's answer came after this context registered: it becomes that
+  // client once it is idle (holds, waits for and queries nothing), as a new client.
+  let away = false;
+  if (early.late) {
+    early.late.then(function swap(id) {
+      if (!id || id === clientId || away) return; // away: comes back with a new id anyway
+      if (!exports.clientIdle()) return void setTimeout(swap, 100, id);
+      link.goodbye();
+      const old = link;
+      queueMicrotask(() => (old.close(), rejoin(id)));
+    });
+  }
+  if (isWindow && typeof g.addEventListener === "function") {
+    // A page that is really going says goodbye. One entering the back/forward cache
+    // that holds and waits for nothing leaves the lock space for now (goodbye; its
+    // probe database and channels closed, which would keep it out of the cache) and
+    // comes back as a new client when it is restored. One that holds or waits stays:
+    // the browser then evicts it and its locks are released, as with its own locks.
+    // The same for a page that is frozen (Page Lifecycle): an idle one leaves, so that
+    // no arbiter's recovery ever waits for it to re-register while it cannot run.
+    const leave = () => {
+      if (away || !exports.clientIdle()) return;
+      away = true;
+      link.goodbye();
+      queueMicrotask(link.close); // once the goodbye went out
+    };
+    // A new id: the arbiter never takes back one that said goodbye (not even the
+    // service worker's Client.id, which stays the same across the cache).
+    const back = () => away && ((away = false), rejoin(uuid()));
+    g.addEventListener("pagehide", (e) => (e.persisted ? leave() : link.goodbye()));
+    g.addEventListener("pageshow", (e) => e.persisted && back());
+    g.document.addEventListener("freeze", leave);
+    g.document.addEventListener("resume", back);
+  }
 }
 
 function load() {
@@ -206,6 +224,15 @@ function load() {
 
 export function call(manager, method, args) {
   if (!MANAGERS.has(manager)) return Promise.reject(invocation());
+  if (api && denied && retry && Date.now() - lastTry >= 1000) {
+    lastTry = Date.now();
+    const again = (retrying = retry()
+      .catch(() => {})
+      .then(() => void (retrying = null)));
+    return again.then(() => api[method](...args));
+  }
+  // Calls made while a retry runs wait for it, in order.
+  if (api && retrying) return retrying.then(() => api[method](...args));
   if (api) return api[method](...args);
   return new Promise((resolve, reject) => {
     backlog.push([method, args, resolve, reject]);

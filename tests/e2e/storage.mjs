@@ -9,7 +9,8 @@
 //    (cookies blocked), where its own refuses too (before validating).
 // 2. `indexedDB.open` throws, and `indexedDB` missing, in one tab: that tab refuses the
 //    same way, and a normal tab beside it holds and queries as usual; the refused tab
-//    leaves no database behind.
+//    leaves no database behind. Where open() works again later, a call a second or more
+//    after the last attempt tries again and the tab joins the lock space.
 // 3. quota exhausted mid-run (CDP Storage.overrideQuotaForOrigin to 1 byte, then a write
 //    that fails with QuotaExceededError): Chromium still creates the polyfill's empty
 //    databases, so new tabs and workers join in shared mode and locks stay exact: three
@@ -250,6 +251,53 @@ try {
       }
     });
   }
+
+  await run("IndexedDB fails, then works: a call a second later tries again and joins the lock space", async () => {
+    const s = await h.scene({ target: "ours" });
+    try {
+      const ok = await s.tab("ok2");
+      const p = await s.context.newPage();
+      await p.addInitScript(`self.__blockIDB = true;
+        const open = IDBFactory.prototype.open;
+        IDBFactory.prototype.open = function (...a) {
+          if (self.__blockIDB) throw new DOMException("blocked by the test", "UnknownError");
+          return open.apply(this, a);
+        };`);
+      await p.goto(s.url("later"));
+      await p.evaluate(() => globalThis.E2E.ready.then(() => 0));
+      const first = await p.evaluate(async () => ({
+        mode: (await navigator.locks.ready).mode,
+        request: await navigator.locks.request("y", () => "granted").catch((e) => e.name),
+      }));
+      assert.deepEqual(first, { mode: "denied", request: "SecurityError" });
+      // Still blocked a second later: the retry fails, and the call is refused.
+      const blocked = await p.evaluate(async () => {
+        await new Promise((r) => setTimeout(r, 1100));
+        return navigator.locks.request("y", () => "granted").catch((e) => e.name);
+      });
+      assert.equal(blocked, "SecurityError");
+      // Unblocked: within the second, still refused (no new attempt yet); after it, joined.
+      const later = await p.evaluate(async () => {
+        self.__blockIDB = false;
+        const soon = await navigator.locks.request("y", () => "granted").catch((e) => e.name);
+        await new Promise((r) => setTimeout(r, 1100));
+        let release;
+        const held = new Promise((r) => (release = r));
+        const granted = await new Promise((res, rej) => navigator.locks.request("y", () => (res("granted"), held)).catch(rej));
+        self.__releaseY = release;
+        const d = await navigator.locks.ready;
+        return { soon, granted, mode: d.mode, client: d.client.clientId };
+      });
+      assert.equal(later.soon, "SecurityError");
+      assert.equal(later.granted, "granted");
+      assert.equal(later.mode, "shared");
+      const q = await ok.call("query");
+      assert.deepEqual(q.held.map((e) => [e.name, e.clientId]), [["y", later.client]], "the other tab sees its lock");
+      await p.evaluate(() => self.__releaseY());
+    } finally {
+      await s.close();
+    }
+  });
 
   // ---- 3. quota exhausted mid-run ---------------------------------------------------------
   await run("quota exhausted mid-run: new tabs and workers join shared, exclusion holds across an arbiter kill", async () => {

@@ -79,8 +79,11 @@ function connect([exports, early]) {
   // learns that this context died.
   if (early && !early.probe) deny(early.reason);
   const local = !early && !denied;
-  coord.debug.mode = denied ? "denied" : local ? "local" : "shared";
-  if (denied) coord.debug.reason = denied;
+  // What `ready` shows, derived from `denied` (which a retry or a failed rejoin changes).
+  Object.defineProperties(coord.debug, {
+    mode: { get: () => (denied ? "denied" : local ? "local" : "shared"), enumerable: true, configurable: true },
+    reason: { get: () => denied || undefined, enumerable: true, configurable: true },
+  });
   host.local = () => local;
   exports.init(host);
   // The glue's own entry points: the package's wasm has short export names, so those that
@@ -91,22 +94,23 @@ function connect([exports, early]) {
     if (!denied) join(exports, early);
     // A probe that failed may work later (a transient IndexedDB error, storage unblocked):
     // a call at least a second after the last attempt tries again first, and joins.
-    else if (early) retry = () => coord.preconnect(clientId, typeof g.document !== "undefined" && config.workerUrl).then((again) => {
-      if (!again.probe) return void (denied = coord.debug.reason = again.reason || denied);
-      denied = null;
-      coord.debug.mode = "shared";
-      delete coord.debug.reason;
+    else if (early) retry = () => coord.preconnect(clientId, workerUrl()).then((again) => {
+      if (!again.probe) return void deny(again.reason);
+      denied = retry = null; // joined: a later denial (a failed rejoin) does not retry
       join(exports, again);
     });
   }
   return exports;
 }
 
+/** The arbiter's SharedWorker script, for a window (other contexts cannot start one). */
+const workerUrl = () => (typeof g.document !== "undefined" ? config.workerUrl : null);
+
 /** Connects this context's client to the origin's arbiter (shared mode). */
 function join(exports, early) {
   const isWindow = typeof g.document !== "undefined";
   const options = {
-    workerUrl: isWindow ? config.workerUrl : null,
+    workerUrl: workerUrl(),
     candidate: !isWindow,
     // Hosting the arbiter takes the full module (this one, or fetched now) and the
     // arbiter's half of the glue.
@@ -123,7 +127,7 @@ function join(exports, early) {
     coord.preconnect(clientId, options.workerUrl).then((again) => {
       // Back without a probe database (quota exhausted meanwhile): no arbiter could
       // learn of this context's death, so it stays out (it holds and waits for nothing).
-      if (!again.probe) return void (deny(again.reason), (coord.debug.mode = "denied"), (coord.debug.reason = denied));
+      if (!again.probe) return void deny(again.reason);
       link = coord.connectClient(exports, clientId, { ...options, worker: again.worker, probe: again.probe });
       host.post = link.post;
     });
@@ -224,16 +228,16 @@ function load() {
 
 export function call(manager, method, args) {
   if (!MANAGERS.has(manager)) return Promise.reject(invocation());
-  if (api && denied && retry && Date.now() - lastTry >= 1000) {
-    lastTry = Date.now();
-    const again = (retrying = retry()
-      .catch(() => {})
-      .then(() => void (retrying = null)));
-    return again.then(() => api[method](...args));
+  if (api) {
+    if (denied && retry && !retrying && Date.now() - lastTry >= 1000) {
+      lastTry = Date.now();
+      retrying = retry()
+        .catch(() => {})
+        .then(() => void (retrying = null));
+    }
+    // Calls made while a retry runs wait for it, in order.
+    return retrying ? retrying.then(() => api[method](...args)) : api[method](...args);
   }
-  // Calls made while a retry runs wait for it, in order.
-  if (api && retrying) return retrying.then(() => api[method](...args));
-  if (api) return api[method](...args);
   return new Promise((resolve, reject) => {
     backlog.push([method, args, resolve, reject]);
     load().catch(() => {});

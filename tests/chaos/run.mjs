@@ -86,6 +86,7 @@ const cfg = {
 const DIST = "build/dist-trace";
 const MIX = "build/dist-trace-next";
 for (const k of cfg.kinds) if (!["crash", "close", "navigate", "terminate", "remove", "arbiter", "freeze"].includes(k)) throw new Error(`--kinds: no such kill ${k}`);
+const freezing = cfg.kinds.includes("freeze");
 if (cfg.kinds.includes("remove") && !cfg.frames) throw new Error("--kinds remove needs --frames 1");
 
 if (!argv.includes("--no-build")) {
@@ -115,7 +116,6 @@ async function trial(h, n) {
   const seed = cfg.seed * 1000 + n;
   // Freezing (Page.setWebLifecycleState) works only in the browser's default context (see
   // tests/e2e/harness.mjs): with --kinds freeze the trial runs there.
-  const freezing = cfg.kinds.includes("freeze");
   const s = await h.scene({ target: "ours", dist: DIST, freezable: freezing });
   const t0 = Date.now();
   const observer = await s.context.newPage();
@@ -393,7 +393,7 @@ async function trial(h, n) {
 // With --kinds freeze the tabs run in the default context, where only one is visible:
 // hidden pages' timers would be throttled to one wake-up a second, which slows the
 // workload (a callback's hold is a timer) a hundredfold. Freezing still works.
-const h = await startHarness({ args: cfg.kinds.includes("freeze") ? ["--disable-background-timer-throttling", "--disable-renderer-backgrounding"] : [] });
+const h = await startHarness({ args: freezing ? ["--disable-background-timer-throttling", "--disable-renderer-backgrounding"] : [] });
 const report = { date: new Date().toISOString(), browser: h.version, cfg, trials: [] };
 let bad = 0;
 try {

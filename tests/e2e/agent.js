@@ -530,7 +530,7 @@
                 const reason = await Promise.race([sleep(hold).then(() => null), lost]);
                 r.end = now();
                 touch();
-                if (reason) r.outcome = reason && reason.name === "TimeoutError" ? "expired" : "stolen";
+                if (reason) r.outcome = reason.name === "TimeoutError" ? "expired" : "stolen";
                 else {
                   await h.release();
                   r.outcome = h.signal.aborted ? "expired" : "released";

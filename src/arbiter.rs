@@ -9,11 +9,7 @@
 use alloc::rc::Rc;
 use alloc::vec::Vec;
 
-#[cfg(feature = "trace")]
-use crate::engine::LockMode;
-#[cfg(any(feature = "trace", feature = "services"))]
-use crate::engine::RequestId;
-use crate::engine::{ClientId, Effect, Engine, LockInfo, RequestKey};
+use crate::engine::{ClientId, Effect, Engine, LockInfo, LockMode, RequestFlags, RequestId, RequestKey};
 use crate::map::{IdMap, NameMap};
 #[cfg(feature = "services")]
 use crate::protocol::Extras;
@@ -53,6 +49,12 @@ pub enum Decision {
     Expired { client: Rc<[u16]>, id: RequestId },
     /// A queued request withdrawn at its timeout; its client is told `TimedOut`.
     TimedOut { client: Rc<[u16]>, id: RequestId },
+    /// An `Ask` granted with the name: the client is told `Owned` and serves the name
+    /// itself (its own grants are not logged here) until a [`Decision::Handback`].
+    Owned { client: Rc<[u16]>, id: RequestId, name: Rc<[u16]>, mode: LockMode },
+    /// The owner gave the name back; what it held and queued follows as
+    /// [`Decision::Restored`].
+    Handback { client: Rc<[u16]>, name: Rc<[u16]> },
 }
 
 /// What the lock services (`acquire()`) add to a request, as the arbiter keeps it.
@@ -109,6 +111,26 @@ pub struct Arbiter {
     /// The decision log (feature `trace`); drained by [`Arbiter::take_trace`].
     #[cfg(feature = "trace")]
     trace: Vec<Decision>,
+    /// Names delegated to a client, which serves them in its own engine (the arbiter's
+    /// has nothing on them): the owner, and whether it was asked to hand the name back.
+    owned: NameMap<(ClientId, bool)>,
+    /// Messages that wait for an owned name to come back, and every later message of
+    /// their clients (a client's messages are handled in the order it sent them).
+    parked: Vec<(ClientId, ClientMsg)>,
+    /// Names revoked once, never delegated again (at most [`CONTENDED`] of them): a name
+    /// two contexts use would cost a revocation round trip on every turn.
+    contended: NameMap<()>,
+    contended_len: usize,
+}
+
+/// How many contended names the arbiter remembers (it then forgets them all).
+const CONTENDED: usize = 4096;
+
+/// What to do with a message that may concern an owned name.
+enum Gate {
+    Go,
+    Park,
+    Refuse,
 }
 
 impl Arbiter {
@@ -171,6 +193,12 @@ impl Arbiter {
     pub fn disconnect(&mut self, client: ClientId, out: &mut Vec<(ClientId, ArbiterMsg)>) {
         self.open.remove(client);
         self.buffered.retain(|(c, _)| *c != client);
+        self.parked.retain(|(c, _)| *c != client);
+        // What it owned dies with it: its own engine had everything on those names.
+        let names: Vec<Rc<[u16]>> = self.owned.iter().filter(|(_, o)| o.0 == client).map(|(n, _)| n.clone()).collect();
+        for name in &names {
+            self.owned.remove(name);
+        }
         if let Some(label) = self.clients.remove(client) {
             #[cfg(feature = "trace")]
             self.trace.push(Decision::Gone { client: label.clone() });
@@ -186,6 +214,146 @@ impl Arbiter {
                 self.flush(out);
             }
         }
+        if !names.is_empty() {
+            self.replay(out);
+        }
+    }
+
+    /// Handles the parked messages again, in order (a name they waited for came back).
+    fn replay(&mut self, out: &mut Vec<(ClientId, ArbiterMsg)>) {
+        for (client, msg) in core::mem::take(&mut self.parked) {
+            self.handle(client, msg, out);
+        }
+    }
+
+    /// Whether `msg` from `client` can be handled now: not while an earlier message of
+    /// the same client waits, nor while a name it concerns is owned by another client (who
+    /// is asked to hand it back); a query needs every owned name back.
+    fn gate(&mut self, client: ClientId, msg: &ClientMsg, out: &mut Vec<(ClientId, ArbiterMsg)>) -> Gate {
+        if self.parked.iter().any(|(c, _)| *c == client) {
+            return Gate::Park;
+        }
+        let name = match msg {
+            ClientMsg::Request { name, .. } | ClientMsg::Ask { name, .. } => name,
+            #[cfg(feature = "services")]
+            ClientMsg::Acquire { name, .. } => name,
+            #[cfg(feature = "services")]
+            ClientMsg::QueryLabeled { .. } => return self.revoke_all(out),
+            ClientMsg::Query { .. } => return self.revoke_all(out),
+            _ => return Gate::Go,
+        };
+        match self.owned.get_mut(name) {
+            None => Gate::Go,
+            // An owner sends nothing on its name until it gave it back.
+            Some((owner, _)) if *owner == client => Gate::Refuse,
+            Some((owner, revoking)) => {
+                if !*revoking {
+                    *revoking = true;
+                    out.push((*owner, ArbiterMsg::Revoke { name: name.clone() }));
+                }
+                Gate::Park
+            }
+        }
+    }
+
+    fn revoke_all(&mut self, out: &mut Vec<(ClientId, ArbiterMsg)>) -> Gate {
+        if self.owned.is_empty() {
+            return Gate::Go;
+        }
+        let names: Vec<Rc<[u16]>> = self.owned.iter().filter(|(_, o)| !o.1).map(|(n, _)| n.clone()).collect();
+        for name in names {
+            if let Some((owner, revoking)) = self.owned.get_mut(&name) {
+                *revoking = true;
+                out.push((*owner, ArbiterMsg::Revoke { name: name.to_vec() }));
+            }
+        }
+        Gate::Park
+    }
+
+    /// An `Ask`: the name goes to its client where nothing is queued or held on it and it
+    /// was never contended; `false`: handle it as a `Request`.
+    fn delegate(
+        &mut self,
+        client: ClientId,
+        id: RequestId,
+        name: &[u16],
+        mode: LockMode,
+        flags: RequestFlags,
+        out: &mut Vec<(ClientId, ArbiterMsg)>,
+    ) -> bool {
+        let key = RequestKey { client, request: id };
+        if (flags.steal && (flags.if_available || mode != LockMode::Exclusive))
+            || !self.engine.is_idle(name)
+            || self.contended.contains_key(name)
+            || self.engine.lookup(key).is_some()
+        {
+            return false;
+        }
+        let name: Rc<[u16]> = name.into();
+        #[cfg(feature = "trace")]
+        self.trace.push(Decision::Owned { client: self.label(client), id, name: name.clone(), mode });
+        self.owned.insert(name, (client, false));
+        out.push((client, ArbiterMsg::Owned { id }));
+        true
+    }
+
+    /// The owner gave the name back: its engine's entries become this engine's, exactly
+    /// (holders in grant order, the queue at its positions); then what waited for the
+    /// name is handled.
+    fn handback(
+        &mut self,
+        client: ClientId,
+        name: Vec<u16>,
+        entries: Vec<crate::protocol::Restored>,
+        out: &mut Vec<(ClientId, ArbiterMsg)>,
+    ) {
+        let revoked = match self.owned.get(&name) {
+            Some(&(owner, revoked)) if owner == client => revoked,
+            _ => {
+                self.rejected += 1;
+                return;
+            }
+        };
+        self.owned.remove(&name);
+        let name: Rc<[u16]> = name.into();
+        #[cfg(feature = "trace")]
+        self.trace.push(Decision::Handback { client: self.label(client), name: name.clone() });
+        for r in entries {
+            let key = RequestKey { client, request: r.id };
+            let result = match r.position {
+                None => self.engine.restore_held(key, name.clone(), r.mode),
+                Some(p) => self.engine.restore_queued(key, name.clone(), r.mode, p),
+            };
+            if result.is_err() {
+                self.rejected += 1;
+                continue;
+            }
+            #[cfg(feature = "trace")]
+            self.trace.push(Decision::Restored {
+                client: self.label(client),
+                id: r.id,
+                name: name.clone(),
+                mode: r.mode,
+                held: r.position.is_none(),
+            });
+        }
+        if revoked {
+            if self.contended_len >= CONTENDED {
+                self.contended = NameMap::default();
+                self.contended_len = 0;
+            }
+            if self.contended.insert(name.clone(), ()).is_none() {
+                self.contended_len += 1;
+            }
+        }
+        self.engine.process_name(&name, &mut self.effects);
+        self.flush(out);
+        self.replay(out);
+    }
+
+    /// Whether some name is delegated, or a message waits for one to come back.
+    pub fn owns_any(&self) -> bool {
+        !self.owned.is_empty() || !self.parked.is_empty()
     }
 
     pub fn engine(&self) -> &Engine {
@@ -362,6 +530,25 @@ impl Arbiter {
             ClientMsg::Goodbye => self.disconnect(client, out),
             _ if self.recovering => self.buffered.push((client, msg)),
             _ if !self.clients.contains_key(client) => self.rejected += 1,
+            ClientMsg::Handback { name, entries } => self.handback(client, name, entries, out),
+            msg => match self.gate(client, &msg, out) {
+                Gate::Park => self.parked.push((client, msg)),
+                Gate::Refuse => self.rejected += 1,
+                Gate::Go => self.serve(client, msg, out),
+            },
+        }
+        self.flush(out);
+    }
+
+    /// Handles a message that concerns no owned name.
+    fn serve(&mut self, client: ClientId, msg: ClientMsg, out: &mut Vec<(ClientId, ArbiterMsg)>) {
+        match msg {
+            ClientMsg::Ask { id, name, mode, flags } => {
+                if !self.delegate(client, id, &name, mode, flags, out) {
+                    self.serve(client, ClientMsg::Request { id, name, mode, flags }, out);
+                }
+            }
+            ClientMsg::Hello { .. } | ClientMsg::Goodbye | ClientMsg::Handback { .. } => {}
             ClientMsg::Request { id, name, mode, flags } => {
                 let key = RequestKey { client, request: id };
                 if self.engine.request(key, name.into(), mode, flags, &mut self.effects).is_err() {
@@ -452,7 +639,6 @@ impl Arbiter {
             ClientMsg::QueryLabeled { id } => self.query(client, id, true, out),
             ClientMsg::Query { id } => self.query(client, id, false, out),
         }
-        self.flush(out);
     }
 
     /// A snapshot for `client`, with labels and lease times if it asked for them.
@@ -1183,5 +1369,154 @@ mod service_tests {
                 (late, ArbiterMsg::Granted { id: RequestId(1) }),
             ]
         );
+    }
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+mod delegation_tests {
+    use super::*;
+    #[allow(unused_imports)] // `Extras` is only imported above with the lock services
+    use crate::protocol::{Extras, Restored};
+
+    type Out = Vec<(ClientId, ArbiterMsg)>;
+
+    fn u(s: &str) -> Vec<u16> {
+        s.encode_utf16().collect()
+    }
+    fn hello(a: &mut Arbiter, label: &str, out: &mut Out) -> ClientId {
+        let c = a.connect();
+        a.handle(c, ClientMsg::Hello { client: u(label), restore: vec![] }, out);
+        c
+    }
+    fn ask(id: u64, name: &str) -> ClientMsg {
+        ClientMsg::Ask { id: RequestId(id), name: u(name), mode: LockMode::Exclusive, flags: RequestFlags::default() }
+    }
+    fn req(id: u64, name: &str) -> ClientMsg {
+        ClientMsg::Request {
+            id: RequestId(id),
+            name: u(name),
+            mode: LockMode::Exclusive,
+            flags: RequestFlags::default(),
+        }
+    }
+    fn entry(id: u64, name: &str, position: Option<i64>) -> Restored {
+        #[allow(clippy::default_constructed_unit_structs)]
+        let extras = Extras::default();
+        Restored { id: RequestId(id), name: u(name), mode: LockMode::Exclusive, position, extras }
+    }
+
+    #[test]
+    fn an_ask_on_an_idle_name_delegates_it_and_another_context_waits_for_the_handback() {
+        let (mut a, mut out) = (Arbiter::new(), Vec::new());
+        let c = hello(&mut a, "c", &mut out);
+        let d = hello(&mut a, "d", &mut out);
+        a.handle(c, ask(1, "n"), &mut out);
+        assert_eq!(out, vec![(c, ArbiterMsg::Owned { id: RequestId(1) })]);
+        assert!(a.engine().is_empty(), "the owner's engine has the name, not the arbiter's");
+        out.clear();
+        // d's request waits; the owner is asked for the name once.
+        a.handle(d, req(1, "n"), &mut out);
+        a.handle(d, req(2, "n"), &mut out);
+        assert_eq!(out, vec![(c, ArbiterMsg::Revoke { name: u("n") })]);
+        out.clear();
+        // The owner holds 1 and queues 2 and 3 locally: d comes after them.
+        let entries = vec![entry(1, "n", None), entry(2, "n", Some(1)), entry(3, "n", Some(2))];
+        a.handle(c, ClientMsg::Handback { name: u("n"), entries }, &mut out);
+        assert_eq!(
+            out,
+            vec![
+                (d, ArbiterMsg::Queued { id: RequestId(1), position: 3 }),
+                (d, ArbiterMsg::Queued { id: RequestId(2), position: 4 })
+            ]
+        );
+        out.clear();
+        for id in 1..=3 {
+            a.handle(c, ClientMsg::Release { id: RequestId(id) }, &mut out);
+        }
+        assert_eq!(
+            out,
+            vec![
+                (c, ArbiterMsg::Granted { id: RequestId(2) }),
+                (c, ArbiterMsg::Granted { id: RequestId(3) }),
+                (d, ArbiterMsg::Granted { id: RequestId(1) })
+            ]
+        );
+        assert_eq!(a.rejected, 0);
+        // Contended once: never delegated again.
+        out.clear();
+        a.handle(d, ClientMsg::Release { id: RequestId(1) }, &mut out);
+        a.handle(d, ClientMsg::Release { id: RequestId(2) }, &mut out);
+        a.handle(c, ask(9, "n"), &mut out);
+        assert_eq!(
+            out,
+            vec![(d, ArbiterMsg::Granted { id: RequestId(2) }), (c, ArbiterMsg::Granted { id: RequestId(9) })]
+        );
+    }
+
+    #[test]
+    fn a_query_gets_every_owned_name_back_first_and_a_later_message_of_its_client_waits_too() {
+        let (mut a, mut out) = (Arbiter::new(), Vec::new());
+        let c = hello(&mut a, "c", &mut out);
+        let d = hello(&mut a, "d", &mut out);
+        a.handle(c, ask(1, "x"), &mut out);
+        a.handle(c, ask(2, "y"), &mut out);
+        out.clear();
+        a.handle(d, ClientMsg::Query { id: 7 }, &mut out);
+        // d's next request (on a name nobody owns) must not overtake its query.
+        a.handle(d, req(1, "z"), &mut out);
+        assert_eq!(out, vec![(c, ArbiterMsg::Revoke { name: u("x") }), (c, ArbiterMsg::Revoke { name: u("y") })]);
+        out.clear();
+        a.handle(c, ClientMsg::Handback { name: u("x"), entries: vec![entry(1, "x", None)] }, &mut out);
+        assert!(out.is_empty(), "still waiting for y");
+        a.handle(c, ClientMsg::Handback { name: u("y"), entries: vec![] }, &mut out);
+        let ArbiterMsg::Snapshot { held, pending, .. } = &out[0].1 else { panic!("{out:?}") };
+        assert_eq!(held.iter().map(|i| i.name.clone()).collect::<Vec<_>>(), vec![u("x")]);
+        assert!(pending.is_empty());
+        assert_eq!(out[1], (d, ArbiterMsg::Granted { id: RequestId(1) }));
+    }
+
+    #[test]
+    fn a_dead_owner_takes_its_names_with_it_and_what_waited_is_served() {
+        let (mut a, mut out) = (Arbiter::new(), Vec::new());
+        let c = hello(&mut a, "c", &mut out);
+        let d = hello(&mut a, "d", &mut out);
+        a.handle(c, ask(1, "n"), &mut out);
+        a.handle(d, req(1, "n"), &mut out);
+        out.clear();
+        a.gone(&u("c"), &mut out);
+        assert_eq!(out, vec![(d, ArbiterMsg::Granted { id: RequestId(1) })]);
+        assert!(!a.owns_any());
+    }
+
+    #[test]
+    fn an_ask_where_something_waits_or_is_held_is_an_ordinary_request() {
+        let (mut a, mut out) = (Arbiter::new(), Vec::new());
+        let c = hello(&mut a, "c", &mut out);
+        let d = hello(&mut a, "d", &mut out);
+        a.handle(d, req(1, "n"), &mut out);
+        a.handle(c, ask(1, "n"), &mut out);
+        assert_eq!(
+            out,
+            vec![
+                (d, ArbiterMsg::Granted { id: RequestId(1) }),
+                (c, ArbiterMsg::Queued { id: RequestId(1), position: 1 })
+            ]
+        );
+        assert!(!a.owns_any());
+    }
+
+    #[test]
+    fn an_owner_sending_on_its_own_name_or_a_stranger_handing_back_is_refused() {
+        let (mut a, mut out) = (Arbiter::new(), Vec::new());
+        let c = hello(&mut a, "c", &mut out);
+        let d = hello(&mut a, "d", &mut out);
+        a.handle(c, ask(1, "n"), &mut out);
+        out.clear();
+        a.handle(c, req(2, "n"), &mut out);
+        a.handle(d, ClientMsg::Handback { name: u("n"), entries: vec![entry(5, "n", None)] }, &mut out);
+        assert!(out.is_empty());
+        assert_eq!(a.rejected, 2);
+        assert!(a.engine().is_empty());
     }
 }

@@ -18,6 +18,8 @@ extern crate alloc;
 pub mod arbiter;
 #[cfg(feature = "services")]
 pub mod deadlock;
+#[cfg_attr(not(any(test, feature = "bindings")), allow(dead_code))]
+pub mod delegate;
 pub mod engine;
 #[cfg_attr(not(all(target_arch = "wasm32", feature = "slim", not(feature = "api"))), allow(dead_code))]
 mod heap;

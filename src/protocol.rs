@@ -23,18 +23,24 @@ use crate::engine::{LockMode, RequestFlags, RequestId};
 /// scripts/build.mjs): a build that speaks the next version too, as the next release
 /// will, to test two releases on one origin (tests/e2e/versions.mjs).
 #[cfg(not(feature = "next-protocol"))]
-pub const VERSION: u16 = 2;
+pub const VERSION: u16 = 3;
 /// The newest protocol version this build speaks (see the other definition).
 #[cfg(feature = "next-protocol")]
-pub const VERSION: u16 = 3;
+pub const VERSION: u16 = 4;
 /// The oldest protocol version this build speaks. Version 2 is the first one of a
-/// release; versions up to 3 share one wire format. (Feature `next-protocol-only`, test
-/// builds only: a release that no longer speaks version 2.)
+/// release. Version 3 adds delegation ([`ClientMsg::Ask`], [`ArbiterMsg::Owned`],
+/// [`ArbiterMsg::Revoke`], [`ClientMsg::Handback`]): a client asks for it only from an
+/// arbiter that speaks 3. Version 4 (test builds) shares version 3's wire format.
+/// (Feature `next-protocol-only`, test builds only: a release that speaks only version 4,
+/// so that it meets no build of this one.)
 #[cfg(not(feature = "next-protocol-only"))]
 pub const MIN_VERSION: u16 = 2;
 /// The oldest protocol version this build speaks (see the other definition).
 #[cfg(feature = "next-protocol-only")]
-pub const MIN_VERSION: u16 = 3;
+pub const MIN_VERSION: u16 = 4;
+
+/// The first protocol version with delegation (an arbiter that speaks it may be asked).
+pub const DELEGATION: u16 = 3;
 
 /// One `{name, mode, clientId}` of a query answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -109,6 +115,15 @@ pub enum ClientMsg {
     Release { id: RequestId },
     /// Ask for a snapshot; answered by [`ArbiterMsg::Snapshot`] with the same `id`.
     Query { id: u32 },
+    /// A [`ClientMsg::Request`] that also asks for the name (version 3): where nothing is
+    /// queued or held on it and it is not contended, the arbiter grants it with
+    /// [`ArbiterMsg::Owned`] and the client then serves the name itself, in its own
+    /// engine, until it hands it back. Otherwise it is an ordinary request.
+    Ask { id: RequestId, name: Vec<u16>, mode: LockMode, flags: RequestFlags },
+    /// Gives an owned name back (asked by [`ArbiterMsg::Revoke`], or because it is idle):
+    /// what the client's engine had on it, holders first in grant order, then the queue
+    /// with its positions, which the arbiter takes over exactly.
+    Handback { name: Vec<u16>, entries: Vec<Restored> },
     /// A lock service request: a [`ClientMsg::Request`] with a label, a lease or a timeout.
     #[cfg(feature = "services")]
     Acquire { id: RequestId, name: Vec<u16>, mode: LockMode, flags: RequestFlags, extras: Extras },
@@ -181,6 +196,14 @@ pub enum ArbiterMsg {
         held: Vec<WireLockInfo>,
         pending: Vec<WireLockInfo>,
     },
+    /// The [`ClientMsg::Ask`] is granted and its client now serves the name (version 3).
+    Owned {
+        id: RequestId,
+    },
+    /// Another context needs the name (or a query needs its state): hand it back.
+    Revoke {
+        name: Vec<u16>,
+    },
 }
 
 /// Why a message could not be decoded.
@@ -208,6 +231,10 @@ const T_ACQUIRE: u16 = 6;
 const T_RENEW: u16 = 7;
 #[cfg(feature = "services")]
 const T_QUERY_LABELED: u16 = 8;
+const T_ASK: u16 = 9;
+const T_HANDBACK: u16 = 10;
+const T_OWNED: u16 = 27;
+const T_REVOKE: u16 = 28;
 const T_QUEUED: u16 = 20;
 const T_GRANTED: u16 = 16;
 const T_UNAVAILABLE: u16 = 17;
@@ -296,6 +323,28 @@ impl Writer {
             prev = Some(&i.client);
         }
     }
+    /// Restored entries (a `Hello`'s, a `Handback`'s).
+    fn entries(&mut self, list: &[Restored]) {
+        self.u32(list.len() as u32);
+        for r in list {
+            self.u64(r.id.0);
+            #[cfg(feature = "services")]
+            let extras = !r.extras.is_empty();
+            #[cfg(not(feature = "services"))]
+            let extras = false;
+            self.0.push(
+                mode_bits(r.mode) | if r.position.is_some() { F_QUEUED } else { 0 } | if extras { F_EXTRAS } else { 0 },
+            );
+            if let Some(p) = r.position {
+                self.u64(p as u64);
+            }
+            self.str(&r.name);
+            #[cfg(feature = "services")]
+            if extras {
+                self.extras(&r.extras);
+            }
+        }
+    }
     #[cfg(feature = "services")]
     fn extras(&mut self, x: &Extras) {
         let bits = if x.label.is_some() { X_LABEL } else { 0 }
@@ -370,6 +419,35 @@ impl Reader<'_> {
             v.push(WireLockInfo { mode, name, client, label, expires_in });
         }
         Ok(v)
+    }
+    fn entries(&mut self) -> Result<Vec<Restored>, DecodeError> {
+        let n = self.u32()? as usize;
+        // Each entry takes at least 7 words: never trust a count beyond the input.
+        if n > self.0.len() / 7 {
+            return Err(DecodeError::Malformed);
+        }
+        let mut restore = Vec::with_capacity(n);
+        for _ in 0..n {
+            let id = RequestId(self.u64()?);
+            let bits = self.word()?;
+            #[cfg(feature = "services")]
+            let known = F_QUEUED | F_EXTRAS;
+            #[cfg(not(feature = "services"))]
+            let known = F_QUEUED;
+            let mode = match bits & !known {
+                0 => LockMode::Exclusive,
+                F_SHARED => LockMode::Shared,
+                _ => return Err(DecodeError::Malformed),
+            };
+            let position = if bits & F_QUEUED != 0 { Some(self.u64()? as i64) } else { None };
+            let name = self.str()?;
+            #[cfg(feature = "services")]
+            let extras = if bits & F_EXTRAS != 0 { self.extras()? } else { Extras::default() };
+            #[cfg(not(feature = "services"))]
+            let extras = Extras;
+            restore.push(Restored { id, name, mode, position, extras });
+        }
+        Ok(restore)
     }
     #[cfg(feature = "services")]
     fn extras(&mut self) -> Result<Extras, DecodeError> {
@@ -488,27 +566,14 @@ impl ClientMsg {
             ClientMsg::Hello { client, restore } => {
                 let mut w = Writer::new(T_HELLO);
                 w.str(client);
-                w.u32(restore.len() as u32);
-                for r in restore {
-                    w.u64(r.id.0);
-                    #[cfg(feature = "services")]
-                    let extras = !r.extras.is_empty();
-                    #[cfg(not(feature = "services"))]
-                    let extras = false;
-                    w.0.push(
-                        mode_bits(r.mode)
-                            | if r.position.is_some() { F_QUEUED } else { 0 }
-                            | if extras { F_EXTRAS } else { 0 },
-                    );
-                    if let Some(p) = r.position {
-                        w.u64(p as u64);
-                    }
-                    w.str(&r.name);
-                    #[cfg(feature = "services")]
-                    if extras {
-                        w.extras(&r.extras);
-                    }
-                }
+                w.entries(restore);
+                w.0
+            }
+            ClientMsg::Ask { id, name, mode, flags } => request(T_ASK, *id, name, *mode, *flags).0,
+            ClientMsg::Handback { name, entries } => {
+                let mut w = Writer::new(T_HANDBACK);
+                w.str(name);
+                w.entries(entries);
                 w.0
             }
             ClientMsg::Goodbye => Writer::new(T_GOODBYE).0,
@@ -549,33 +614,17 @@ impl ClientMsg {
             }
             T_HELLO => {
                 let client = r.str()?;
-                let n = r.u32()? as usize;
-                // Each entry takes at least 7 words: never trust a count beyond the input.
-                if n > r.0.len() / 7 {
-                    return Err(DecodeError::Malformed);
-                }
-                let mut restore = Vec::with_capacity(n);
-                for _ in 0..n {
-                    let id = RequestId(r.u64()?);
-                    let bits = r.word()?;
-                    #[cfg(feature = "services")]
-                    let known = F_QUEUED | F_EXTRAS;
-                    #[cfg(not(feature = "services"))]
-                    let known = F_QUEUED;
-                    let mode = match bits & !known {
-                        0 => LockMode::Exclusive,
-                        F_SHARED => LockMode::Shared,
-                        _ => return Err(DecodeError::Malformed),
-                    };
-                    let position = if bits & F_QUEUED != 0 { Some(r.u64()? as i64) } else { None };
-                    let name = r.str()?;
-                    #[cfg(feature = "services")]
-                    let extras = if bits & F_EXTRAS != 0 { r.extras()? } else { Extras::default() };
-                    #[cfg(not(feature = "services"))]
-                    let extras = Extras;
-                    restore.push(Restored { id, name, mode, position, extras });
-                }
+                let restore = r.entries()?;
                 r.end(ClientMsg::Hello { client, restore })
+            }
+            T_ASK => {
+                let (id, name, mode, flags) = r.request()?;
+                r.end(ClientMsg::Ask { id, name, mode, flags })
+            }
+            T_HANDBACK => {
+                let name = r.str()?;
+                let entries = r.entries()?;
+                r.end(ClientMsg::Handback { name, entries })
             }
             T_GOODBYE => r.end(ClientMsg::Goodbye),
             _ => Err(DecodeError::Tag),
@@ -595,6 +644,12 @@ impl ArbiterMsg {
             ArbiterMsg::Granted { id } => (T_GRANTED, id),
             ArbiterMsg::Unavailable { id } => (T_UNAVAILABLE, id),
             ArbiterMsg::Stolen { id } => (T_STOLEN, id),
+            ArbiterMsg::Owned { id } => (T_OWNED, id),
+            ArbiterMsg::Revoke { name } => {
+                let mut w = Writer::new(T_REVOKE);
+                w.str(name);
+                return w.0;
+            }
             #[cfg(feature = "services")]
             ArbiterMsg::Expired { id } => (T_EXPIRED, id),
             #[cfg(feature = "services")]
@@ -647,13 +702,18 @@ impl ArbiterMsg {
     pub fn decode(words: &[u16]) -> Result<Self, DecodeError> {
         let (tag, mut r) = header(words)?;
         match tag {
-            T_GRANTED | T_UNAVAILABLE | T_STOLEN => {
+            T_GRANTED | T_UNAVAILABLE | T_STOLEN | T_OWNED => {
                 let id = RequestId(r.u64()?);
                 r.end(match tag {
                     T_GRANTED => ArbiterMsg::Granted { id },
                     T_UNAVAILABLE => ArbiterMsg::Unavailable { id },
+                    T_OWNED => ArbiterMsg::Owned { id },
                     _ => ArbiterMsg::Stolen { id },
                 })
+            }
+            T_REVOKE => {
+                let name = r.str()?;
+                r.end(ArbiterMsg::Revoke { name })
             }
             #[cfg(feature = "services")]
             T_EXPIRED | T_TIMED_OUT => {
@@ -729,6 +789,32 @@ mod tests {
                 flags: RequestFlags { if_available: false, steal: true },
             },
             ClientMsg::Release { id: RequestId(1 << 40) },
+            ClientMsg::Ask {
+                id: RequestId(5),
+                name: vec![0x61],
+                mode: LockMode::Exclusive,
+                flags: RequestFlags { if_available: false, steal: true },
+            },
+            ClientMsg::Handback { name: vec![0xD800], entries: vec![] },
+            ClientMsg::Handback {
+                name: vec![0x62],
+                entries: vec![
+                    Restored {
+                        id: RequestId(3),
+                        name: vec![0x62],
+                        mode: LockMode::Shared,
+                        position: None,
+                        extras: Extras::default(),
+                    },
+                    Restored {
+                        id: RequestId(4),
+                        name: vec![0x62],
+                        mode: LockMode::Exclusive,
+                        position: Some(-1),
+                        extras: Extras::default(),
+                    },
+                ],
+            },
             ClientMsg::Query { id: 3 },
             ClientMsg::Goodbye,
             ClientMsg::Hello { client: vec![0x61, 0xDFFF], restore: vec![] },
@@ -804,6 +890,8 @@ mod tests {
         #[allow(unused_mut)]
         let mut v = vec![
             ArbiterMsg::Granted { id: RequestId(1) },
+            ArbiterMsg::Owned { id: RequestId(u64::MAX) },
+            ArbiterMsg::Revoke { name: vec![0xDC00, 0x61] },
             ArbiterMsg::Queued { id: RequestId(4), position: i64::MIN },
             ArbiterMsg::Unavailable { id: RequestId(2) },
             ArbiterMsg::Stolen { id: RequestId(3) },

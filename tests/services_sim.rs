@@ -149,6 +149,7 @@ impl Sim {
         }
         let client = &mut self.clients[c];
         match msg {
+            ArbiterMsg::Owned { .. } | ArbiterMsg::Revoke { .. } => panic!("no delegation here: {msg:?}"),
             ArbiterMsg::Queued { id, position } => match client.reqs.get_mut(&id.0) {
                 Some(Req { state: State::Waiting { position: p, .. }, .. }) => *p = Some(position),
                 other => panic!("Queued for {other:?}"),

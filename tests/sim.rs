@@ -576,6 +576,9 @@ impl Sim {
                     ClientMsg::Acquire { .. } | ClientMsg::Renew { .. } | ClientMsg::QueryLabeled { .. } => {
                         unreachable!("the simulation sends no lock service messages")
                     }
+                    ClientMsg::Ask { .. } | ClientMsg::Handback { .. } => {
+                        unreachable!("delegation is simulated in tests/delegation_sim.rs")
+                    }
                     ClientMsg::Request { id: request, name, mode, flags } => {
                         let key = RequestKey { client: id, request: *request };
                         self.arrivals += 1;
@@ -674,6 +677,7 @@ impl Sim {
                 | ArbiterMsg::Busy { .. } => {
                     unreachable!("no lock service messages here")
                 }
+                ArbiterMsg::Owned { .. } | ArbiterMsg::Revoke { .. } => unreachable!("no delegation here"),
                 // A spec request closed a cycle: only a report, nothing changes.
                 #[cfg(feature = "services")]
                 ArbiterMsg::DeadlockReport { .. } => continue,
@@ -819,6 +823,7 @@ impl Sim {
             | ArbiterMsg::Busy { .. } => {
                 unreachable!("no lock service messages here")
             }
+            ArbiterMsg::Owned { .. } | ArbiterMsg::Revoke { .. } => unreachable!("no delegation here"),
             // A spec request closed a cycle: only a report, nothing changes.
             #[cfg(feature = "services")]
             ArbiterMsg::DeadlockReport { .. } => return Ok(()),
@@ -1961,6 +1966,9 @@ impl FSim {
             ClientMsg::Acquire { .. } | ClientMsg::Renew { .. } | ClientMsg::QueryLabeled { .. } => {
                 unreachable!("the simulation sends no lock service messages")
             }
+            ClientMsg::Ask { .. } | ClientMsg::Handback { .. } => {
+                unreachable!("delegation is simulated in tests/delegation_sim.rs")
+            }
             ClientMsg::Hello { client: label, restore } => {
                 let accepted = self.arb(epoch).arbiter.client(&label) == Some(conn);
                 if !accepted {
@@ -2127,6 +2135,7 @@ impl FSim {
                 | ArbiterMsg::Busy { .. } => {
                     unreachable!("no lock service messages here")
                 }
+                ArbiterMsg::Owned { .. } | ArbiterMsg::Revoke { .. } => unreachable!("no delegation here"),
                 // A spec request closed a cycle: only a report, nothing changes.
                 #[cfg(feature = "services")]
                 ArbiterMsg::DeadlockReport { .. } => continue,
@@ -2296,6 +2305,7 @@ impl FSim {
             | ArbiterMsg::Busy { .. } => {
                 unreachable!("no lock service messages here")
             }
+            ArbiterMsg::Owned { .. } | ArbiterMsg::Revoke { .. } => unreachable!("no delegation here"),
             // A spec request closed a cycle: only a report, nothing changes.
             #[cfg(feature = "services")]
             ArbiterMsg::DeadlockReport { .. } => return Ok(()),

@@ -45,7 +45,7 @@ fuzz_target!(|data: &[u8]| {
         let x = input.next().unwrap_or(0);
         let y = input.next().unwrap_or(0);
         let conn = |i: u8| conns.get(usize::from(i) % conns.len().max(1)).copied().unwrap_or(ClientId(u32::from(i)));
-        match op % 12 {
+        match op % 14 {
             0 => conns.push(a.connect()),
             1 => {
                 let c = conn(x);
@@ -104,9 +104,29 @@ fuzz_target!(|data: &[u8]| {
                     );
                 }
             }
-            _ => {
+            11 => {
                 now += u64::from(y);
                 a.advance(now, &mut out);
+            }
+            // Delegation: an Ask, and a handback whose entries (a holder's claims, like a
+            // Hello's) the arbiter takes over.
+            12 => {
+                let flags = RequestFlags { if_available: y & 2 != 0, steal: y & 4 != 0 };
+                let msg = ClientMsg::Ask { id: RequestId(u64::from(y % 8)), name: name(y >> 3), mode: mode(y >> 6), flags };
+                a.handle(conn(x), msg, &mut out);
+            }
+            _ => {
+                let c = conn(x);
+                let mut entries = Vec::new();
+                for i in 0..(y % 4) {
+                    let id = RequestId(u64::from(y.wrapping_add(i) % 8));
+                    let position = if (y >> 2) & 1 == 0 && i == 0 { None } else { Some(i64::from(i) - 1) };
+                    if position.is_none() {
+                        restored.insert((c, id));
+                    }
+                    entries.push(Restored { id, name: name(y >> 3), mode: mode(y >> 5), position, extras: Extras::default() });
+                }
+                a.handle(c, ClientMsg::Handback { name: name(y >> 3), entries }, &mut out);
             }
         }
         out.clear();

@@ -194,6 +194,18 @@ impl ArbiterHost {
                     id(&mut w, i);
                 }
                 &D::Recovered => w.push(10),
+                &D::Owned { ref client, id: i, ref name, mode: m } => {
+                    w.push(13);
+                    str(&mut w, client);
+                    id(&mut w, i);
+                    w.push(mode(m));
+                    str(&mut w, name);
+                }
+                D::Handback { client, name } => {
+                    w.push(14);
+                    str(&mut w, client);
+                    str(&mut w, name);
+                }
                 &(D::Expired { ref client, id: i } | D::TimedOut { ref client, id: i }) => {
                     w.push(if matches!(d, D::Expired { .. }) { 11 } else { 12 });
                     str(&mut w, client);

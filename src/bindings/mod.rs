@@ -33,11 +33,12 @@ use crate::engine::ClientId;
 use crate::engine::{LockMode, RequestFlags, RequestId};
 // The client's maps: the full module has the engine's tree anyway; the client-only one
 // has no other map, and its keys are handed out in increasing order.
+use crate::delegate::Delegation;
 #[cfg(feature = "arbiter")]
 use crate::map::IdMap as ClientMap;
 #[cfg(not(feature = "arbiter"))]
 use crate::map::SeqMap as ClientMap;
-use crate::protocol::{ArbiterMsg, ClientMsg, Extras, Restored, MIN_VERSION, VERSION};
+use crate::protocol::{ArbiterMsg, ClientMsg, Extras, Restored, DELEGATION, MIN_VERSION, VERSION};
 
 #[cfg(feature = "arbiter")]
 mod host;
@@ -274,7 +275,14 @@ struct Client {
     /// `renew()`s waiting for the arbiter's answer, in the order sent: id, ttl, deferred.
     #[cfg(feature = "services")]
     renews: Vec<(u64, u32, JsValue)>,
+    /// The names this context serves itself (src/delegate.rs), with a remote arbiter.
+    deleg: Delegation,
+    /// A task to give idle owned names back is queued (`host.task(IDLE)`).
+    idle_task: bool,
 }
+
+/// The task id that gives idle owned names back (request ids start at 1).
+const IDLE: u64 = 0;
 
 /// This context's client. A plain static rather than `thread_local!`, which needs std.
 struct Global(RefCell<Option<Client>>);
@@ -313,6 +321,8 @@ pub fn init(host: Host) {
         inbox: Vec::new(),
         #[cfg(feature = "services")]
         renews: Vec::new(),
+        deleg: Delegation::new(),
+        idle_task: false,
     };
     if let Ok(mut c) = CLIENT.0.try_borrow_mut() {
         *c = Some(client);
@@ -363,6 +373,7 @@ pub fn client_reset() {
         if let Transport::Remote { epoch, .. } = &mut c.transport {
             *epoch = 0;
             c.client_id = c.host.client_id();
+            c.deleg.reset();
         }
     });
 }
@@ -669,7 +680,38 @@ impl Client {
             #[cfg(feature = "arbiter")]
             Transport::Local(..) => self.deliver_local(Some(msg)),
             Transport::Remote { epoch: 0, .. } => {}
-            Transport::Remote { version, .. } => self.host.post(&msg.encode_in(*version)),
+            &mut Transport::Remote { version, .. } => {
+                let (mut send, mut local) = (Vec::new(), Vec::new());
+                self.deleg.outgoing(msg, version >= DELEGATION, &mut send, &mut local);
+                self.after(version, send, local);
+            }
+        }
+    }
+
+    /// Posts what delegation sends, then handles what the local engine answered.
+    fn after(&mut self, version: u16, send: Vec<ClientMsg>, local: Vec<ArbiterMsg>) {
+        for m in send {
+            self.host.post(&m.encode_in(version));
+        }
+        for a in local {
+            self.answer(a);
+        }
+        if self.deleg.maybe_idle() && !self.idle_task {
+            self.idle_task = true;
+            self.host.task(IDLE as f64);
+        }
+    }
+
+    /// Gives back the owned names nothing holds or waits for (a task after a release).
+    #[cfg_attr(not(feature = "arbiter"), allow(irrefutable_let_patterns))]
+    fn give_back_idle(&mut self) {
+        self.idle_task = false;
+        if let Transport::Remote { version, epoch } = self.transport {
+            if epoch != 0 {
+                let mut send = Vec::new();
+                self.deleg.give_back_idle(&mut send);
+                self.after(version, send, Vec::new());
+            }
         }
     }
 
@@ -724,6 +766,9 @@ impl Client {
         }
         *current = epoch;
         *speaking = version;
+        // A new arbiter knows no owners: what the local engine holds and queues is
+        // re-registered below like the rest (each request has its phase and position).
+        self.deleg.reset();
         let mut restore = Vec::new();
         let mut resend = Vec::new();
         for (id, r) in self.requests.iter() {
@@ -780,7 +825,22 @@ impl Client {
         }
     }
 
+    #[cfg_attr(not(feature = "arbiter"), allow(irrefutable_let_patterns))]
     fn receive(&mut self, msg: ArbiterMsg) {
+        if let Transport::Remote { version, .. } = self.transport {
+            let (mut send, mut local) = (Vec::new(), Vec::new());
+            let rest = self.deleg.incoming(msg, version >= DELEGATION, &mut send, &mut local);
+            self.after(version, send, local);
+            if let Some(msg) = rest {
+                self.answer(msg);
+            }
+        } else {
+            self.answer(msg);
+        }
+    }
+
+    /// An answer to a request, from the arbiter or from this context's own engine.
+    fn answer(&mut self, msg: ArbiterMsg) {
         match msg {
             ArbiterMsg::Queued { id, position } => {
                 if let Some(r) = self.requests.get_mut(id.0) {
@@ -864,6 +924,8 @@ impl Client {
                     self.host.settle(&deferred, true, &snap);
                 }
             }
+            // Delegation's own messages (src/delegate.rs handled them).
+            ArbiterMsg::Owned { .. } | ArbiterMsg::Revoke { .. } => {}
         }
     }
 
@@ -915,6 +977,10 @@ impl Client {
 #[wasm_bindgen(js_name = task)]
 pub fn run_task(id: f64) {
     let id = id as u64;
+    if id == IDLE {
+        with(|c| c.give_back_idle());
+        return;
+    }
     let call = with(|c| {
         let r = c.requests.get_mut(id)?;
         let (mode, held) = match r.phase {

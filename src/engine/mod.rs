@@ -319,6 +319,35 @@ impl Engine {
         Ok(())
     }
 
+    /// Whether nothing is queued or held on `name`.
+    pub fn is_idle(&self, name: &[u16]) -> bool {
+        self.names.get(name).is_none_or(|state| state.is_empty())
+    }
+
+    /// Grants whatever is grantable on `name` (after a restore of its entries).
+    pub fn process_name(&mut self, name: &[u16], out: &mut Vec<Effect>) {
+        self.process_the_lock_request_queue(name, out);
+    }
+
+    /// Removes everything on `name` and returns it: the holders in grant order, then the
+    /// queue in order with each position (`None`: held). For a client that hands a name
+    /// back to the arbiter.
+    pub fn take_name(&mut self, name: &[u16]) -> Vec<(RequestKey, LockMode, Option<i64>)> {
+        let Some(state) = self.names.remove(name) else { return Vec::new() };
+        let mut list = Vec::new();
+        for (_, &(key, mode)) in state.held.iter() {
+            list.push((key, mode, None));
+        }
+        for (position, &key) in state.queue.iter() {
+            let mode = self.entries.get(key).map_or(LockMode::Exclusive, |e| e.mode);
+            list.push((key, mode, Some(position)));
+        }
+        for (key, _, _) in &list {
+            self.entries.remove(*key);
+        }
+        list
+    }
+
     /// Grants whatever is grantable, name by name (after a restore).
     pub fn process_all(&mut self, out: &mut Vec<Effect>) {
         let names: Vec<ResourceName> = self.names.iter().map(|(name, _)| name.clone()).collect();

@@ -57,6 +57,10 @@ export function check({ records, decisions, killed = new Map(), slackMs = SLACK_
   const excerpt = (pred, t0, t1) =>
     decisions.filter((d) => d.t >= t0 - 20 && d.t <= t1 + 20 && pred(d)).map(fmt);
   const grantSpan = new Map(); // epoch -> [first grant t, last grant t]
+  // Delegation: clientId + "\n" + name -> [{d: the owned decision, end: handback or gone}],
+  // the times a context served a name itself (its own grants are not in the log).
+  const ownerships = new Map();
+  const ownKey = (client, name) => `${client}\n${name}`;
   const handoffs = []; // [released key, granted key]: an exclusive grant right after a release
 
   for (const [epoch, list] of [...epochs].sort((a, b) => a[0] - b[0])) {
@@ -64,6 +68,8 @@ export function check({ records, decisions, killed = new Map(), slackMs = SLACK_
     const lastRelease = new Map(); // name -> key of the last lock released on it
     const held = new Map(); // clientId -> Set(key) held in this epoch
     const nameOf = new Map();
+    const owner = new Map(); // name -> the open ownership {d, end}
+    let handedBack = null; // the handback whose restored entries follow
     const add = (d, zombie) => {
       const k = key(d.client, d.id);
       const on = holders.get(d.name) || holders.set(d.name, new Map()).get(d.name);
@@ -82,26 +88,50 @@ export function check({ records, decisions, killed = new Map(), slackMs = SLACK_
     };
     for (const d of list) {
       const k = d.id !== undefined ? key(d.client, d.id) : null;
+      if (handedBack && !(d.kind.startsWith("restored") && d.client === handedBack.client && d.name === handedBack.name)) handedBack = null;
+      if (handedBack) d.viaHandback = true;
+      if (["granted", "owned"].includes(d.kind) || (d.kind === "restored-held" && !d.viaHandback)) {
+        const o = owner.get(d.name);
+        if (o && o.d.client !== d.client) violations.push({ kind: "arbiter granted a name another context owns", detail: `${fmt(d)} while ${o.d.client} owned it`, decisions: excerpt((x) => x.name === d.name, o.d.t, d.t) });
+      }
       switch (d.kind) {
+        case "owned": {
+          const o = { d, end: null };
+          owner.set(d.name, o);
+          const ok = ownKey(d.client, d.name);
+          (ownerships.get(ok) || ownerships.set(ok, []).get(ok)).push(o);
+          break;
+        }
+        case "handback": {
+          const o = owner.get(d.name);
+          if (!o || o.d.client !== d.client) violations.push({ kind: "handback of a name not owned", detail: fmt(d) });
+          else o.end = d;
+          owner.delete(d.name);
+          // What the owner held locally ends here; what it still held comes back restored.
+          for (const [x, v] of [...(holders.get(d.name) || new Map())]) if (v.d.client === d.client) remove(x, d);
+          handedBack = d;
+          break;
+        }
         case "hello":
           (hellos.get(d.client) || hellos.set(d.client, []).get(d.client)).push(d);
           break;
         case "granted":
+        case "owned":
         case "restored-held": {
           const others = [...(holders.get(d.name) || new Map())].filter(([, x]) => conflicts(x.mode, d.mode));
           const zombie = stolen.has(k);
-          if (d.kind === "granted" && others.length) {
+          if (d.kind !== "restored-held" && others.length) {
             violations.push({ kind: "arbiter granted a held lock", detail: `${fmt(d)} while ${others.map(([o]) => o).join(", ")} held it`, decisions: excerpt((x) => x.name === d.name || others.some(([o]) => o === key(x.client, x.id)), d.t, d.t) });
           } else if (others.length && !zombie && !others.every(([, x]) => x.zombie)) {
             violations.push({ kind: "arbiter restored conflicting holders", detail: `${fmt(d)} next to ${others.map(([o]) => o).join(", ")}, none a steal victim`, decisions: excerpt((x) => x.name === d.name, d.t, d.t) });
           }
           add(d, zombie);
-          if (d.kind === "granted" && d.mode === "exclusive" && lastRelease.has(d.name)) {
+          if (d.kind !== "restored-held" && d.mode === "exclusive" && lastRelease.has(d.name)) {
             // A handoff: this grant followed that release, in the arbiter's order.
             handoffs.push([lastRelease.get(d.name), k]);
           }
-          if (d.kind === "granted") lastRelease.delete(d.name);
-          if (d.kind === "granted") {
+          if (d.kind !== "restored-held") lastRelease.delete(d.name);
+          if (d.kind !== "restored-held") {
             const s = grantSpan.get(epoch) || grantSpan.set(epoch, [d.t, d.t]).get(epoch);
             s[1] = d.t;
           }
@@ -121,6 +151,7 @@ export function check({ records, decisions, killed = new Map(), slackMs = SLACK_
         }
         case "gone":
           (gones.get(d.client) || gones.set(d.client, []).get(d.client)).push(d);
+          for (const [name, o] of [...owner]) if (o.d.client === d.client) (o.end = d), owner.delete(name);
           for (const x of held.get(d.client) || []) remove(x, d);
           held.delete(d.client);
           break;
@@ -137,7 +168,7 @@ export function check({ records, decisions, killed = new Map(), slackMs = SLACK_
 
   // Context level.
   const holds = [];
-  const figures = { callbacks: 0, requests: records.length, unsettled: 0, outcomes: {}, margins: {} };
+  const figures = { callbacks: 0, requests: records.length, unsettled: 0, outcomes: {}, margins: {}, localCallbacks: 0, ownerships: [...ownerships.values()].reduce((n, l) => n + l.length, 0) };
   // The smallest time seen between an arbiter decision and what it causes in a context
   // (negative: clock skew between the two contexts, which the slack must cover).
   const margin = (what, ms) => (figures.margins[what] = Math.min(figures.margins[what] ?? Infinity, ms));
@@ -148,8 +179,15 @@ export function check({ records, decisions, killed = new Map(), slackMs = SLACK_
     if (r.start === null || r.outcome === "unavailable") continue;
     figures.callbacks++;
     const k = key(r.clientId, r.id);
-    const x = hist.get(k);
+    let x = hist.get(k);
     const about = (t0, t1) => excerpt((d) => d.name === r.name || (d.client === r.clientId && (d.id === r.id || d.id === undefined)), t0, t1);
+    // Granted by its own context's engine: while that context owned the name.
+    const own = (ownerships.get(ownKey(r.clientId, r.name)) || []).find((o) => o.d.t <= r.start + slackMs && (!o.end || r.start <= o.end.t + slackMs));
+    if (own && (!x || !x.grants.length || x.grants[0].kind === "restored-held")) {
+      figures.localCallbacks++;
+      const ends = x ? x.ends : own.end ? [own.end] : [];
+      x = { grants: [own.d, ...(x ? x.grants : [])], ends };
+    }
     if (!x || !x.grants.length) {
       violations.push({ kind: "callback ran without a grant", detail: brief(r), decisions: about(r.t0, r.start) });
       continue;
@@ -168,8 +206,9 @@ export function check({ records, decisions, killed = new Map(), slackMs = SLACK_
         end = Infinity;
       } else end = last ? last.t : Infinity; // it ran until its context died (or its release reached the arbiter)
     }
+    const freed = last && ["released", "handback"].includes(last.kind);
     if (last && last.kind === "released" && r.end !== null) margin("callback end → release", last.t - r.end);
-    if (last && last.kind === "released" && r.end !== null && r.end > last.t + slackMs) {
+    if (freed && r.end !== null && r.end > last.t + slackMs) {
       violations.push({ kind: "released at the arbiter before its callback ended", detail: `${brief(r)}; released at ${last.t.toFixed(3)}`, decisions: about(r.start, r.end) });
     }
     if (last && last.kind === "gone" && !dead && end > last.t + slackMs) {
@@ -182,12 +221,12 @@ export function check({ records, decisions, killed = new Map(), slackMs = SLACK_
       if (next && end > next.t + slackMs) violations.push({ kind: "dropped by a recovery while its callback ran", detail: `${brief(r)}; re-registered without it at ${next.t.toFixed(3)} (epoch ${next.epoch})`, decisions: about(r.start, next.t) });
     }
     const evict = last && ["stolen", "gone", "expired"].includes(last.kind) ? last : null;
-    const released = last && last.kind === "released" ? last : null;
+    const released = freed ? last : null;
     holds.push({ r, s: r.start, e: end, grant: g, evict, released });
   }
 
   // Overlaps, each explained or reported.
-  const overlaps = { total: 0, explained: 0, byReason: { stolen: 0, gone: 0, expired: 0, released: 0 } };
+  const overlaps = { total: 0, explained: 0, byReason: { stolen: 0, gone: 0, expired: 0, released: 0, handback: 0 } };
   const byName = new Map();
   for (const x of holds) (byName.get(x.r.name) || byName.set(x.r.name, []).get(x.r.name)).push(x);
   for (const [name, list] of byName) {

@@ -28,6 +28,8 @@ test("the trace words round-trip", () => {
     [4, "gone", "a"],
     [4, "expired", "c", 3],
     [4, "timed-out", "c", 4],
+    [5, "owned", "c", 5, "shared", "o"],
+    [6, "handback", "c", undefined, undefined, "o"],
   ]).concat([{ epoch: 3, t: 5, kind: "recovered" }]);
   const fields = ({ epoch, kind, client, id, mode, name }) => Object.fromEntries(Object.entries({ epoch, kind, client, id, mode, name }).filter(([, v]) => v !== undefined));
   assert.deepEqual(decode([[3, 0, encode(ds)]]).map(fields), ds.map(fields));
@@ -152,4 +154,40 @@ test("a context's clock known to be off is corrected by its measured offset, and
   const r2 = check({ records: overlap, decisions, offsets: new Map([["b", { offset: 0.6, rtt: 0.8 }]]) });
   assert.equal(r2.figures.clockCorrected.length, 0);
   assert.ok(r2.violations.length > 0, "a real overlap must stay reported");
+});
+
+test("delegation: grants by the owner's own engine, a handback, then another context", () => {
+  // c owns "n": its request 1 is the Ask's grant, 2 and 3 are granted by its own engine;
+  // 3 is still held at the handback and comes back restored; then d is granted.
+  const decisions = log(1, [
+    [10, "owned", "c", 1, "exclusive", "n"],
+    [20, "handback", "c", undefined, undefined, "n"],
+    [20, "restored-held", "c", 3, "exclusive", "n"],
+    [25, "released", "c", 3],
+    [25, "granted", "d", 1, "exclusive", "n"],
+    [30, "released", "d", 1],
+  ]);
+  const records = [
+    rec("c", 1, "n", "exclusive", 10.3, 12),
+    rec("c", 2, "n", "exclusive", 12.1, 15),
+    rec("c", 3, "n", "exclusive", 15.1, 24.8),
+    rec("d", 1, "n", "exclusive", 25.3, 29),
+  ];
+  const r = check({ records, decisions });
+  assert.deepEqual(kinds(r), []);
+  // A local callback outside any ownership of its context ran without a grant.
+  const outside = check({ records: [...records, rec("c", 4, "n", "exclusive", 40, 41)], decisions });
+  assert.deepEqual(kinds(outside), ["callback ran without a grant"]);
+  // A local lock still running after the handback, and not handed back, is caught.
+  const lost = check({ records: [rec("c", 1, "n", "exclusive", 10.3, 12), rec("c", 2, "n", "exclusive", 12.1, 22)], decisions: decisions.slice(0, 2) });
+  assert.deepEqual(kinds(lost), ["released at the arbiter before its callback ended"]);
+  // The arbiter granting an owned name to another context is caught.
+  const stolenName = check({
+    records: [],
+    decisions: log(1, [
+      [10, "owned", "c", 1, "shared", "n"],
+      [11, "granted", "d", 1, "shared", "n"],
+    ]),
+  });
+  assert.deepEqual(kinds(stolenName), ["arbiter granted a name another context owns"]);
 });

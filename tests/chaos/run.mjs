@@ -415,7 +415,8 @@ try {
     console.log(
       `trial ${n} (seed ${r.seed}): ${f.requests} requests, ${f.callbacks} callbacks with a lock, ${r.contexts} contexts, ` +
         `kills ${Object.entries(r.kills).map(([k, n]) => `${n} ${k}`).join(" + ") || "none"}, ${f.arbiters} arbiter(s), ${f.decisions} decisions; ` +
-        `overlaps ${r.overlaps.total} (explained: ${r.overlaps.byReason.stolen} by a steal, ${r.overlaps.byReason.gone} by a death, ${r.overlaps.byReason.expired} by a lease's end, ${r.overlaps.byReason.released} by release order within the clock slack); ` +
+        `overlaps ${r.overlaps.total} (explained: ${r.overlaps.byReason.stolen} by a steal, ${r.overlaps.byReason.gone} by a death, ${r.overlaps.byReason.expired} by a lease's end, ${r.overlaps.byReason.released} by release order within the clock slack, ${r.overlaps.byReason.handback} by a handback); ` +
+        `delegation: ${f.ownerships} names owned, ${f.localCallbacks} callbacks granted by their own context's engine; ` +
         `violations ${r.violations.length}; ${r.seconds.toFixed(0)} s`,
     );
     if (r.unexpected.length) console.log(`  died without being killed (replaced): ${JSON.stringify(r.unexpected)}`);

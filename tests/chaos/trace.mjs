@@ -2,7 +2,7 @@
 // Each batch the observer collected is [epoch, t, words | "lead" | "retire"]: the decisions
 // one arbiter made in one step, stamped with its clock (performance.timeOrigin + now()).
 
-const KINDS = [null, "hello", "restored-held", "restored-queued", "granted", "unavailable", "stolen", "released", "withdrawn", "gone", "recovered", "expired", "timed-out"];
+const KINDS = [null, "hello", "restored-held", "restored-queued", "granted", "unavailable", "stolen", "released", "withdrawn", "gone", "recovered", "expired", "timed-out", "owned", "handback"];
 const str = (w, at) => {
   const n = w[at];
   return [String.fromCharCode(...w.slice(at + 1, at + 1 + n)), at + 1 + n];
@@ -22,14 +22,15 @@ export function decode(batches) {
       if (!kind) throw new Error(`trace: unknown decision kind ${w[at - 1]} at word ${at - 1}`);
       const d = { epoch, t, seq: seq++, kind };
       if (kind !== "recovered") [d.client, at] = str(w, at);
-      if (!["hello", "gone", "recovered"].includes(kind)) {
+      if (!["hello", "gone", "recovered", "handback"].includes(kind)) {
         d.id = w[at] + w[at + 1] * 65536;
         at += 2;
       }
-      if (["granted", "restored-held", "restored-queued"].includes(kind)) {
+      if (["granted", "restored-held", "restored-queued", "owned"].includes(kind)) {
         d.mode = w[at++] ? "shared" : "exclusive";
         [d.name, at] = str(w, at);
       }
+      if (kind === "handback") [d.name, at] = str(w, at);
       out.push(d);
     }
   }
@@ -43,11 +44,12 @@ export function encode(decisions) {
   for (const d of decisions) {
     w.push(KINDS.indexOf(d.kind));
     if (d.kind !== "recovered") s(d.client);
-    if (!["hello", "gone", "recovered"].includes(d.kind)) w.push(d.id & 0xffff, Math.floor(d.id / 65536));
-    if (["granted", "restored-held", "restored-queued"].includes(d.kind)) {
+    if (!["hello", "gone", "recovered", "handback"].includes(d.kind)) w.push(d.id & 0xffff, Math.floor(d.id / 65536));
+    if (["granted", "restored-held", "restored-queued", "owned"].includes(d.kind)) {
       w.push(d.mode === "shared" ? 1 : 0);
       s(d.name);
     }
+    if (d.kind === "handback") s(d.name);
   }
   return w;
 }

@@ -29,7 +29,7 @@ export const CANDIDATE = "C"; // [C, versions]: a preferred host (SharedWorker) 
 export const workerOptions = { name: PREFIX };
 
 /** Counters, visible through `navigator.locks.debug` for tests and the demo. */
-export const stats = { garbage: 0, misaddressed: 0, elections: 0, recoveries: 0, deaths: 0, abdications: 0, handovers: 0, incompatible: 0 };
+export const stats = { garbage: 0, misaddressed: 0, elections: 0, recoveries: 0, deaths: 0, abdications: 0, handovers: 0, incompatible: 0, sent: 0 };
 
 /**
  * The protocol version to speak with an arbiter that speaks `theirs` (a module's
@@ -297,7 +297,7 @@ export function connectClient(wasm, clientId, { workerUrl, worker, probe, candid
   bus.postMessage([WHO]);
 
   return {
-    post: (words) => send && send(words),
+    post: (words) => send && (stats.sent++, send(words)), // sent: messages to the arbiter
     goodbye() {
       if (send) send(wasm.goodbyeWords());
     },

@@ -153,6 +153,9 @@ function join(exports, early) {
     // The same for a page that is frozen (Page Lifecycle): an idle one leaves, so that
     // no arbiter's recovery ever waits for it to re-register while it cannot run.
     const leave = () => {
+      // Names this page serves itself go back first: another context must not wait for
+      // a page that cannot run (src/delegate.rs).
+      if (!away) exports.clientGiveBack();
       if (away || !exports.clientIdle()) return;
       away = true;
       link.goodbye();
@@ -506,6 +509,7 @@ export const host = {
   },
   clientId: () => clientId || (clientId = uuid()),
   local: () => true,
+  delegates: () => !(typeof g.DedicatedWorkerGlobalScope === "function" && g instanceof g.DedicatedWorkerGlobalScope),
   post: () => {},
   snapshot: () => ({ held: [], pending: [] }),
   entryClient(snapshot, client) {

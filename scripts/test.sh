@@ -28,8 +28,8 @@ RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -q
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -q --features trace,services
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -q --target wasm32-unknown-unknown # the Rust API (feature api)
 
-step "purity: engine, protocol, arbiter and their map and allocator use no browser bindings and no clock"
-if grep -rnE 'web_sys|js_sys|wasm_bindgen|Instant::now|SystemTime' src/engine src/protocol.rs src/arbiter.rs src/map.rs src/heap.rs; then
+step "purity: engine, protocol, arbiter, delegation and their map and allocator use no browser bindings and no clock"
+if grep -rnE 'web_sys|js_sys|wasm_bindgen|Instant::now|SystemTime' src/engine src/protocol.rs src/arbiter.rs src/delegate.rs src/map.rs src/heap.rs; then
   echo "impure code above" >&2
   exit 1
 fi

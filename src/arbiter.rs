@@ -113,7 +113,7 @@ pub struct Arbiter {
     trace: Vec<Decision>,
     /// Names delegated to a client, which serves them in its own engine (the arbiter's
     /// has nothing on them): the owner, and whether it was asked to hand the name back.
-    owned: NameMap<(ClientId, bool)>,
+    owned: NameMap<(ClientId, Recall)>,
     /// Messages that wait for an owned name to come back, and every later message of
     /// their clients (a client's messages are handled in the order it sent them).
     parked: Vec<(ClientId, ClientMsg)>,
@@ -125,6 +125,16 @@ pub struct Arbiter {
 
 /// How many contended names the arbiter remembers (it then forgets them all).
 const CONTENDED: usize = 4096;
+
+/// Whether an owned name was asked back, and why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Recall {
+    No,
+    /// For a query: the name may be delegated again.
+    Query,
+    /// Another context wants it: the name is contended, never delegated again.
+    Contended,
+}
 
 /// What to do with a message that may concern an owned name.
 enum Gate {
@@ -246,11 +256,11 @@ impl Arbiter {
             None => Gate::Go,
             // An owner sends nothing on its name until it gave it back.
             Some((owner, _)) if *owner == client => Gate::Refuse,
-            Some((owner, revoking)) => {
-                if !*revoking {
-                    *revoking = true;
+            Some((owner, recall)) => {
+                if *recall == Recall::No {
                     out.push((*owner, ArbiterMsg::Revoke { name: name.clone() }));
                 }
+                *recall = Recall::Contended;
                 Gate::Park
             }
         }
@@ -260,10 +270,11 @@ impl Arbiter {
         if self.owned.is_empty() {
             return Gate::Go;
         }
-        let names: Vec<Rc<[u16]>> = self.owned.iter().filter(|(_, o)| !o.1).map(|(n, _)| n.clone()).collect();
+        let names: Vec<Rc<[u16]>> =
+            self.owned.iter().filter(|(_, o)| o.1 == Recall::No).map(|(n, _)| n.clone()).collect();
         for name in names {
-            if let Some((owner, revoking)) = self.owned.get_mut(&name) {
-                *revoking = true;
+            if let Some((owner, recall)) = self.owned.get_mut(&name) {
+                *recall = Recall::Query;
                 out.push((*owner, ArbiterMsg::Revoke { name: name.to_vec() }));
             }
         }
@@ -292,7 +303,7 @@ impl Arbiter {
         let name: Rc<[u16]> = name.into();
         #[cfg(feature = "trace")]
         self.trace.push(Decision::Owned { client: self.label(client), id, name: name.clone(), mode });
-        self.owned.insert(name, (client, false));
+        self.owned.insert(name, (client, Recall::No));
         out.push((client, ArbiterMsg::Owned { id }));
         true
     }
@@ -308,7 +319,7 @@ impl Arbiter {
         out: &mut Vec<(ClientId, ArbiterMsg)>,
     ) {
         let revoked = match self.owned.get(&name) {
-            Some(&(owner, revoked)) if owner == client => revoked,
+            Some(&(owner, recall)) if owner == client => recall == Recall::Contended,
             _ => {
                 self.rejected += 1;
                 return;
@@ -1518,5 +1529,36 @@ mod delegation_tests {
         assert!(out.is_empty());
         assert_eq!(a.rejected, 2);
         assert!(a.engine().is_empty());
+    }
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+mod delegation_query_tests {
+    use super::*;
+
+    fn u(s: &str) -> Vec<u16> {
+        s.encode_utf16().collect()
+    }
+
+    #[test]
+    fn a_name_asked_back_for_a_query_may_be_delegated_again() {
+        let (mut a, mut out) = (Arbiter::new(), Vec::new());
+        let c = a.connect();
+        a.handle(c, ClientMsg::Hello { client: u("c"), restore: vec![] }, &mut out);
+        let d = a.connect();
+        a.handle(d, ClientMsg::Hello { client: u("d"), restore: vec![] }, &mut out);
+        let ask = |id| ClientMsg::Ask {
+            id: RequestId(id),
+            name: u("n"),
+            mode: LockMode::Exclusive,
+            flags: RequestFlags::default(),
+        };
+        a.handle(c, ask(1), &mut out);
+        a.handle(d, ClientMsg::Query { id: 1 }, &mut out);
+        a.handle(c, ClientMsg::Handback { name: u("n"), entries: vec![] }, &mut out);
+        out.clear();
+        a.handle(c, ask(2), &mut out);
+        assert_eq!(out, vec![(c, ArbiterMsg::Owned { id: RequestId(2) })]);
     }
 }

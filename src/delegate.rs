@@ -70,8 +70,10 @@ pub struct Delegation {
     /// A query made while an `Ask` was out, and everything the client sent after it, in
     /// order: they go once every `Ask` is answered (the query must see what waited).
     held: Vec<ClientMsg>,
-    /// Names the arbiter would not delegate: asked for no more (at most [`REFUSED`]).
-    refused: NameMap<()>,
+    /// Names the arbiter would not delegate, with the request it served instead: asked for
+    /// no more until that request settles (then the name may be free again). At most
+    /// [`REFUSED`].
+    refused: NameMap<RequestId>,
     refused_len: usize,
     /// A local release may have left an owned name idle: [`Delegation::give_back_idle`].
     idle: bool,
@@ -152,6 +154,7 @@ impl Delegation {
                     }
                     return;
                 }
+                self.settled(id);
                 // A request that waits for an `Ask`'s answer was never sent: drop it.
                 for (_, name) in &self.asking {
                     if let Some(Own::Asking { waiting, .. }) = self.names.get_mut(name) {
@@ -231,7 +234,7 @@ impl Delegation {
                             self.refused = NameMap::default();
                             self.refused_len = 0;
                         }
-                        if self.refused.insert(name, ()).is_none() {
+                        if self.refused.insert(name, id).is_none() {
                             self.refused_len += 1;
                         }
                         for m in waiting {
@@ -239,10 +242,24 @@ impl Delegation {
                         }
                     }
                     self.release_held(may_ask, send, local);
+                } else if !matches!(msg, ArbiterMsg::Granted { .. } | ArbiterMsg::Queued { .. }) {
+                    self.settled(id);
                 }
                 Some(msg)
             }
             msg => Some(msg),
+        }
+    }
+
+    /// Request `id` settled: a name refused while it was served may be asked for again.
+    fn settled(&mut self, id: RequestId) {
+        if self.refused_len == 0 {
+            return;
+        }
+        let name = self.refused.iter().find(|(_, r)| **r == id).map(|(name, _)| name.clone());
+        if let Some(name) = name {
+            self.refused.remove(&name);
+            self.refused_len -= 1;
         }
     }
 
@@ -258,6 +275,11 @@ impl Delegation {
         for name in idle {
             self.hand_back(&name, send);
         }
+    }
+
+    /// Gives back every owned name (the context is about to be frozen).
+    pub fn give_back_all(&mut self, send: &mut Vec<ClientMsg>) {
+        self.hand_back_all(send);
     }
 
     /// The `Ask` of request `id` was answered: the name it asked for.

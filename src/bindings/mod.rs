@@ -125,6 +125,11 @@ extern "C" {
     /// `true`: the arbiter runs in this context (no cross-context coordination).
     #[wasm_bindgen(method)]
     fn local(this: &Host) -> bool;
+    /// `false` where this context must not serve names itself (delegation): a dedicated
+    /// worker, which its page's freezing stops without telling it, so it could not give
+    /// its names back (src/delegate.rs).
+    #[wasm_bindgen(method)]
+    fn delegates(this: &Host) -> bool;
     /// Sends an encoded [`ClientMsg`] to the current arbiter (copying `words`).
     #[wasm_bindgen(method)]
     fn post(this: &Host, words: &[u16]);
@@ -279,6 +284,8 @@ struct Client {
     deleg: Delegation,
     /// A task to give idle owned names back is queued (`host.task(IDLE)`).
     idle_task: bool,
+    /// This context may ask for names (`host.delegates()`).
+    delegates: bool,
 }
 
 /// The task id that gives idle owned names back (request ids start at 1).
@@ -310,7 +317,6 @@ pub fn init(host: Host) {
     let client_id = host.client_id();
     let transport = local(&host, &client_id).unwrap_or(Transport::Remote { epoch: 0, version: VERSION });
     let client = Client {
-        host,
         transport,
         client_id,
         next_request: 1,
@@ -323,6 +329,8 @@ pub fn init(host: Host) {
         renews: Vec::new(),
         deleg: Delegation::new(),
         idle_task: false,
+        delegates: host.delegates(),
+        host,
     };
     if let Ok(mut c) = CLIENT.0.try_borrow_mut() {
         *c = Some(client);
@@ -392,6 +400,23 @@ pub fn client_receive(epoch: u32, words: &[u16]) {
         if matches!(c.transport, Transport::Remote { epoch: e, .. } if e == epoch && e != 0) {
             if let Ok(msg) = ArbiterMsg::decode(words) {
                 c.receive(msg);
+            }
+        }
+    });
+}
+
+/// This context is about to be frozen or cached: it gives back every name it serves
+/// itself (with what it holds and queues on them), so that no other context waits for it
+/// while it cannot run.
+#[wasm_bindgen(js_name = clientGiveBack)]
+#[cfg_attr(not(feature = "arbiter"), allow(irrefutable_let_patterns))]
+pub fn client_give_back() {
+    with(|c| {
+        if let Transport::Remote { version, epoch } = c.transport {
+            if epoch != 0 {
+                let mut send = Vec::new();
+                c.deleg.give_back_all(&mut send);
+                c.after(version, send, Vec::new());
             }
         }
     });
@@ -682,7 +707,7 @@ impl Client {
             Transport::Remote { epoch: 0, .. } => {}
             &mut Transport::Remote { version, .. } => {
                 let (mut send, mut local) = (Vec::new(), Vec::new());
-                self.deleg.outgoing(msg, version >= DELEGATION, &mut send, &mut local);
+                self.deleg.outgoing(msg, self.delegates && version >= DELEGATION, &mut send, &mut local);
                 self.after(version, send, local);
             }
         }
@@ -829,7 +854,7 @@ impl Client {
     fn receive(&mut self, msg: ArbiterMsg) {
         if let Transport::Remote { version, .. } = self.transport {
             let (mut send, mut local) = (Vec::new(), Vec::new());
-            let rest = self.deleg.incoming(msg, version >= DELEGATION, &mut send, &mut local);
+            let rest = self.deleg.incoming(msg, self.delegates && version >= DELEGATION, &mut send, &mut local);
             self.after(version, send, local);
             if let Some(msg) = rest {
                 self.answer(msg);

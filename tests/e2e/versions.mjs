@@ -1,6 +1,6 @@
 // Two releases of the package on one origin (issue #12): today's build (dist/, protocol
-// version 2) beside one built as the next release will be (WEB_LOCKS_NEXT_PROTOCOL=1 into
-// build/dist-next: versions 2 and 3), and beside one that no longer speaks version 2
+// versions 2 and 3) beside one built as the next release will be (WEB_LOCKS_NEXT_PROTOCOL=1
+// into build/dist-next: versions 2 to 4), and beside one that speaks only version 4
 // (WEB_LOCKS_NEXT_PROTOCOL=only into build/dist-next-only). Each tab loads its own build's
 // classic script; each build has its own SharedWorker script, and all of them meet in one
 // election and one lock space.
@@ -15,7 +15,7 @@
 //    way, not even for a free name) while today's arbiter leads, and is served, in the
 //    same lock space, once today's tabs are gone.
 // 3. A newer release appears: its SharedWorker takes over from today's arbiter through
-//    recovery (today's clients speak version 2 with it), locks held across it.
+//    recovery (today's clients speak version 3 with it), locks held across it.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { dirname, join } from "node:path";
@@ -80,16 +80,16 @@ await test("two compatible releases share one lock space, across an arbiter kill
   const b = await s.tab("next", { dist: NEXT });
   const c = await s.tab("next2", { dist: NEXT });
   // Today's SharedWorker started first; the next release's gives it a newer arbiter,
-  // which speaks 2 (with today's client) and 3 (with its own).
+  // which speaks 3 (with today's client) and 4 (with its own).
   const sameArbiter = async () => {
     const is = await Promise.all([a, b, c].map((t) => t.call("info")));
     return is.every((i) => i.epoch && i.epoch === is[0].epoch) && is;
   };
   const infos = await waitFor(async () => {
     const is = await sameArbiter();
-    return is && is[1].version === 3 && is;
+    return is && is[1].version === 4 && is;
   }, "one arbiter, the newer one");
-  assert.deepEqual(infos.map((i) => i.version), [2, 3, 3], JSON.stringify(infos));
+  assert.deepEqual(infos.map((i) => i.version), [3, 4, 4], JSON.stringify(infos));
   await hold(a, "x");
   assert.equal(await tryLock(b, "x"), false, "the next release sees today's lock");
   await hold(b, "y");
@@ -105,9 +105,9 @@ await test("two compatible releases share one lock space, across an arbiter kill
   await s.killArbiter(a, NEXT);
   const after = await waitFor(async () => {
     const is = await sameArbiter();
-    return is && is[0].epoch > infos[0].epoch && is[1].version === 3 && is;
+    return is && is[0].epoch > infos[0].epoch && is[1].version === 4 && is;
   }, "a new arbiter for all, the newer release's again");
-  assert.deepEqual(after.map((i) => i.version), [2, 3, 3], JSON.stringify(after.map((i) => [i.version, i.epoch])));
+  assert.deepEqual(after.map((i) => i.version), [3, 4, 4], JSON.stringify(after.map((i) => [i.version, i.epoch])));
   assert.equal(await tryLock(c, "x"), false, "x still held after the arbiter's death");
   assert.equal(await tryLock(a, "y"), false, "y still held after the arbiter's death");
   // Today's holder crashes: x goes to the next release's waiter.
@@ -143,7 +143,7 @@ await test("a release that cannot speak to the arbiter waits, then is served in 
   await a.page.close();
   await waitFor(async () => (await d.eval(() => window.got.length)) === 2, "the waiting requests granted", 15000);
   assert.deepEqual((await d.eval(() => window.got)).sort(), ["free", "x"]);
-  assert.equal((await d.call("info")).version, 3);
+  assert.equal((await d.call("info")).version, 4);
   assert.deepEqual(s.errors, []);
   await s.close();
 });
@@ -152,21 +152,68 @@ await test("a newer release's SharedWorker takes over from an older arbiter whos
   const s = await h.scene({ target: "ours" });
   const a = await s.tab("today", { dist: null });
   const first = await waitFor(async () => (await a.call("info")).epoch && a.call("info"), "today registered");
-  assert.equal(first.version, 2);
+  assert.equal(first.version, 3);
   await hold(a, "x");
   // The next release's tab starts its SharedWorker, which asks today's arbiter to give
-  // way: every client of today's arbiter speaks version 2, which the newer one speaks.
+  // way: every client of today's arbiter speaks version 3, which the newer one speaks.
   const b = await s.tab("next", { dist: NEXT });
   await waitFor(async () => {
     const [ia, ib] = [await a.call("info"), await b.call("info")];
-    return ib.version === 3 && ia.epoch === ib.epoch;
-  }, "the newer arbiter leads, for both (b speaks 3 with it)");
+    return ib.version === 4 && ia.epoch === ib.epoch;
+  }, "the newer arbiter leads, for both (b speaks 4 with it)");
   const [ia] = [await a.call("info")];
   assert.ok(ia.epoch > first.epoch, "a new arbiter");
-  assert.equal(ia.version, 2, "today's client speaks 2 with it");
+  assert.equal(ia.version, 3, "today's client speaks 3 with it");
   assert.equal(await tryLock(b, "x"), false, "x held across the handover");
   await release(a, "x");
   assert.equal(await tryLock(b, "x"), true);
+  assert.deepEqual(s.errors, []);
+  await s.close();
+});
+
+await test("the previous release (protocol 2 only) and today's share one lock space; today's pages serve their own names", async () => {
+  const PREV = "tests/e2e/releases/protocol-2";
+  const s = await h.scene({ target: "ours" });
+  const a = await s.tab("previous", { dist: PREV });
+  await waitFor(async () => (await a.call("info")).epoch, "the previous release registered");
+  assert.equal((await a.call("info")).version, 2);
+  const b = await s.tab("today", { dist: null });
+  // Today's SharedWorker takes over (it speaks 2 as well): a speaks 2 with it, b 3.
+  const [ia, ib] = await waitFor(async () => {
+    const is = [await a.call("info"), await b.call("info")];
+    return is[0].epoch && is[0].epoch === is[1].epoch && is[1].version === 3 && is;
+  }, "today's arbiter leads, for both");
+  assert.equal(ia.version, 2);
+  // Messages today's page sends for 30 sequential requests on a name nobody else uses: it
+  // serves the name itself after its first request (an Ask, then a Handback once idle).
+  const sb = await b.eval(async () => {
+    const { stats } = await navigator.locks.ready;
+    const before = stats.sent;
+    for (let i = 0; i < 30; i++) await navigator.locks.request("b-only", () => {});
+    await new Promise((r) => setTimeout(r, 20));
+    return stats.sent - before;
+  });
+  assert.ok(sb <= 4, `today's page sent ${sb} messages for 30 requests`);
+  for (let i = 0; i < 30; i++) assert.equal(await tryLock(a, "a-only"), true);
+  // A name today's page serves itself: the previous release's page sees its lock in
+  // query(), cannot take it, and gets it once released.
+  await hold(b, "x");
+  const q = await heldBy(a);
+  assert.ok(q.some(([n, id]) => n === "x" && id === ib.clientId), `the previous release's query() shows today's lock: ${JSON.stringify(q)}`);
+  assert.equal(await tryLock(a, "x"), false);
+  const waiting = a.eval(() => navigator.locks.request("x", () => "granted"));
+  await release(b, "x");
+  assert.equal(await waiting, "granted");
+  // Held across an arbiter kill, by the page that served the name itself.
+  await hold(b, "y");
+  await s.killArbiter(a, null);
+  await waitFor(async () => {
+    const is = [await a.call("info"), await b.call("info")];
+    return is[0].epoch > ia.epoch && is[0].epoch === is[1].epoch && is;
+  }, "a new arbiter for both");
+  assert.equal(await tryLock(a, "y"), false, "y still held after the arbiter's death");
+  await release(b, "y");
+  assert.equal(await tryLock(a, "y"), true);
   assert.deepEqual(s.errors, []);
   await s.close();
 });

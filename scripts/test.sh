@@ -110,7 +110,7 @@ node tests/example/run.mjs
 step "chaos: tabs, iframes, dedicated and shared workers with steals, aborts and leases; crashes, closes, navigations, iframe removals, worker terminations, freezes and arbiter kills; checked against the arbiter's decision log (tests/chaos)"
 node --test tests/chaos/
 # Every other tab runs the next release's build (--mix 1): two protocol versions.
-node tests/chaos/run.mjs --seconds 75 --tabs 6 --mix 1 --frames 1 --shared 1 --leases 0.1 --kinds crash,close,navigate,terminate,remove,arbiter,freeze
+node tests/chaos/run.mjs --seconds 75 --tabs 6 --mix 1 --frames 1 --shared 1 --leases 0.1 --private 0.3 --kinds crash,close,navigate,terminate,remove,arbiter,freeze
 
 step "the README's support table, from the runs above (scripts/support-table.mjs)"
 node scripts/support-table.mjs > /dev/null

@@ -94,14 +94,15 @@ export function check({ records, decisions, killed = new Map(), slackMs = SLACK_
         const o = owner.get(d.name);
         if (o && o.d.client !== d.client) violations.push({ kind: "arbiter granted a name another context owns", detail: `${fmt(d)} while ${o.d.client} owned it`, decisions: excerpt((x) => x.name === d.name, o.d.t, d.t) });
       }
+      if (d.kind === "owned") {
+        // The name is the client's until its handback (or death); the Ask's own request is
+        // granted like any other (below).
+        const o = { d, end: null };
+        owner.set(d.name, o);
+        const ok = ownKey(d.client, d.name);
+        (ownerships.get(ok) || ownerships.set(ok, []).get(ok)).push(o);
+      }
       switch (d.kind) {
-        case "owned": {
-          const o = { d, end: null };
-          owner.set(d.name, o);
-          const ok = ownKey(d.client, d.name);
-          (ownerships.get(ok) || ownerships.set(ok, []).get(ok)).push(o);
-          break;
-        }
         case "handback": {
           const o = owner.get(d.name);
           if (!o || o.d.client !== d.client) violations.push({ kind: "handback of a name not owned", detail: fmt(d) });
@@ -181,12 +182,14 @@ export function check({ records, decisions, killed = new Map(), slackMs = SLACK_
     const k = key(r.clientId, r.id);
     let x = hist.get(k);
     const about = (t0, t1) => excerpt((d) => d.name === r.name || (d.client === r.clientId && (d.id === r.id || d.id === undefined)), t0, t1);
-    // Granted by its own context's engine: while that context owned the name.
-    const own = (ownerships.get(ownKey(r.clientId, r.name)) || []).find((o) => o.d.t <= r.start + slackMs && (!o.end || r.start <= o.end.t + slackMs));
+    // Granted by its own context's engine: while that context owned the name (the last
+    // ownership that began by the callback's start).
+    const began = (ownerships.get(ownKey(r.clientId, r.name)) || []).findLast((o) => o.d.t <= r.start + slackMs);
+    const own = began && (!began.end || r.start <= began.end.t + slackMs) ? began : null;
     if (own && (!x || !x.grants.length || x.grants[0].kind === "restored-held")) {
       figures.localCallbacks++;
       const ends = x ? x.ends : own.end ? [own.end] : [];
-      x = { grants: [own.d, ...(x ? x.grants : [])], ends };
+      x = { grants: [own.d, ...(x ? x.grants : [])], ends, own };
     }
     if (!x || !x.grants.length) {
       violations.push({ kind: "callback ran without a grant", detail: brief(r), decisions: about(r.t0, r.start) });
@@ -208,7 +211,10 @@ export function check({ records, decisions, killed = new Map(), slackMs = SLACK_
     }
     const freed = last && ["released", "handback"].includes(last.kind);
     if (last && last.kind === "released" && r.end !== null) margin("callback end → release", last.t - r.end);
-    if (freed && r.end !== null && r.end > last.t + slackMs) {
+    // Stolen within its owner's engine (not in the arbiter's log): its callback may run on
+    // past the handback, which did not carry it (R-53).
+    const stolenLocally = last && last.kind === "handback" && r.outcome === "stolen";
+    if (freed && !stolenLocally && r.end !== null && r.end > last.t + slackMs) {
       violations.push({ kind: "released at the arbiter before its callback ended", detail: `${brief(r)}; released at ${last.t.toFixed(3)}`, decisions: about(r.start, r.end) });
     }
     if (last && last.kind === "gone" && !dead && end > last.t + slackMs) {
@@ -220,11 +226,13 @@ export function check({ records, decisions, killed = new Map(), slackMs = SLACK_
       const next = (hellos.get(r.clientId) || []).find((d) => d.epoch > lastGrant.epoch);
       if (next && end > next.t + slackMs) violations.push({ kind: "dropped by a recovery while its callback ran", detail: `${brief(r)}; re-registered without it at ${next.t.toFixed(3)} (epoch ${next.epoch})`, decisions: about(r.start, next.t) });
     }
-    const evict = last && ["stolen", "gone", "expired"].includes(last.kind) ? last : null;
+    const evict = last && (["stolen", "gone", "expired"].includes(last.kind) || stolenLocally) ? last : null;
     const released = freed ? last : null;
-    holds.push({ r, s: r.start, e: end, grant: g, evict, released });
+    holds.push({ r, s: r.start, e: end, grant: g, evict, released, own: x.own || null });
   }
 
+  // The ownership a hold's grant belongs to (the Ask's own request is granted by "owned").
+  const ownOf = (x) => (x.grant && x.grant.kind === "owned" ? (ownerships.get(ownKey(x.grant.client, x.grant.name)) || []).find((o) => o.d === x.grant) : null);
   // Overlaps, each explained or reported.
   const overlaps = { total: 0, explained: 0, byReason: { stolen: 0, gone: 0, expired: 0, released: 0, handback: 0 } };
   const byName = new Map();
@@ -244,7 +252,13 @@ export function check({ records, decisions, killed = new Map(), slackMs = SLACK_
         // released before it (then the apparent overlap is clock skew: the checks above
         // bound each stamp against the arbiter's, so it is at most twice the slack).
         const first = (x, y) => (x && before(x, y) ? x : null);
-        const why = first(a.evict, b.grant) || first(b.evict, a.grant) || first(a.released, b.grant) || first(b.released, a.grant);
+        let why = first(a.evict, b.grant) || first(b.evict, a.grant) || first(a.released, b.grant) || first(b.released, a.grant);
+        // Both granted by one context's own engine while it owned the name: a steal there
+        // is not in the arbiter's log, and that engine grants nothing that conflicts with a
+        // lock it holds, so one of them was evicted by a steal before the other's grant.
+        const sameOwnership = (a.own || ownOf(a)) && (a.own || ownOf(a)) === (b.own || ownOf(b));
+        const localSteal = sameOwnership && (a.r.outcome === "stolen" || b.r.outcome === "stolen");
+        if (!why && localSteal) why = { kind: "stolen" };
         if (why) {
           overlaps.explained++;
           overlaps.byReason[why.kind]++;

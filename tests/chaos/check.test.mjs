@@ -181,6 +181,24 @@ test("delegation: grants by the owner's own engine, a handback, then another con
   // A local lock still running after the handback, and not handed back, is caught.
   const lost = check({ records: [rec("c", 1, "n", "exclusive", 10.3, 12), rec("c", 2, "n", "exclusive", 12.1, 22)], decisions: decisions.slice(0, 2) });
   assert.deepEqual(kinds(lost), ["released at the arbiter before its callback ended"]);
+  // Owned twice in a row: a callback of the second ownership is judged by the second.
+  const twice = log(1, [
+    [10, "owned", "c", 1, "exclusive", "n"],
+    [20, "handback", "c", undefined, undefined, "n"],
+    [20, "owned", "c", 2, "exclusive", "n"],
+    [30, "handback", "c", undefined, undefined, "n"],
+  ]);
+  const again = check({ records: [rec("c", 1, "n", "exclusive", 10.3, 19), rec("c", 2, "n", "exclusive", 20.2, 25), rec("c", 3, "n", "exclusive", 25.1, 29)], decisions: twice });
+  assert.deepEqual(kinds(again), []);
+  // A steal within the owner's own engine (not in the arbiter's log) explains the overlap.
+  const stealing = check({
+    records: [rec("c", 1, "n", "exclusive", 10.3, 19, { outcome: "stolen" }), rec("c", 2, "n", "exclusive", 12, 15, { steal: true })],
+    decisions: twice.slice(0, 2),
+  });
+  assert.deepEqual(kinds(stealing), []);
+  assert.equal(stealing.overlaps.byReason.stolen, 1);
+  const notStolen = check({ records: [rec("c", 1, "n", "exclusive", 10.3, 19), rec("c", 2, "n", "exclusive", 12, 15)], decisions: twice.slice(0, 2) });
+  assert.deepEqual(kinds(notStolen), ["unexplained overlap"]);
   // The arbiter granting an owned name to another context is caught.
   const stolenName = check({
     records: [],

@@ -16,7 +16,7 @@
 //                            [--trials 1] [--kill-min 2000] [--kill-max 4000] [--no-build]
 //                            [--load 0] [--out build/chaos-report.json] [--dump build/chaos]
 //                            [--frames 1] [--shared 1] [--leases 0.2] [--kinds crash,close,terminate,remove]
-//                            [--mix 1] [--ops N]
+//                            [--mix 1] [--ops N] [--private 0.3]
 //
 // --mix 1 runs every other tab (with its worker and frame) on the next release's build
 // (WEB_LOCKS_NEXT_PROTOCOL=1): two protocol versions in one lock space. --ops N runs until
@@ -27,6 +27,10 @@
 // a user SharedWorker (its own, named after it: it dies with the tab). --leases P makes a
 // fraction P of the plain requests leases of the lock services (acquire() with a ttl of
 // 1-7.5 ms against holds of 0-5 ms: some run out, and the arbiter takes the lock back).
+// --private P sends a fraction P of the requests to a name that mostly one context uses
+// (its home name, after its label; one in 20 of them to a tab's home name instead): what
+// delegation serves in the context's own engine, asked back when another context or a
+// query wants it.
 // --kinds picks
 // how contexts die: crash, close and navigate take a whole tab (with its worker and frame),
 // terminate a tab's dedicated worker (worker.terminate()), remove its iframe; the tab then
@@ -75,6 +79,7 @@ const cfg = {
   frames: opt("frames", 0),
   shared: opt("shared", 0),
   leases: opt("leases", 0),
+  private: opt("private", 0),
   kinds: opt("kinds", "crash,close").split(","),
   dump: opt("dump", ""),
   // --mix 1: every other tab (and its worker and frame) runs the next release's build
@@ -137,14 +142,15 @@ async function trial(h, n) {
   const killed = new Map();
   const unexpected = []; // contexts that died (or stopped answering) without being killed
   const kills = {};
-  const names = Array.from({ length: cfg.names }, (_, i) => `chaos${i}`);
+  const common = Array.from({ length: cfg.names }, (_, i) => `chaos${i}`);
+  const names = common;
   let until = 0;
   let next = 0;
   const units = new Set();
   const merge = (list) => {
     for (const r of list) records.set(`${r.clientId}/${r.id}`, r);
   };
-  const work = (i) => ({ clockChannel: "chaos-clock", seed: seed * 100 + i, loops: cfg.loops, names, pShared: 0.3, pIfAvailable: 0.1, pSteal: 0.03, pAbort: 0.1, maxHold: 5, maxAbortDelay: 5, pLease: cfg.leases, until });
+  const work = (i) => ({ clockChannel: "chaos-clock", seed: seed * 100 + i, loops: cfg.loops, names: common, tabs: cfg.tabs, pPrivate: cfg.private, pShared: 0.3, pIfAvailable: 0.1, pSteal: 0.03, pAbort: 0.1, maxHold: 5, maxAbortDelay: 5, pLease: cfg.leases, until });
   // A unit: a tab, and in it a dedicated worker (and, with --frames 1, an iframe); each
   // runs the workload. `subs` maps a kind to the sub-context now running it.
   let subCount = 0;
@@ -346,7 +352,7 @@ async function trial(h, n) {
     const live = [...units];
     const liveIds = new Set(live.flatMap(ids));
     const q = await live[0].tab.call("query");
-    const leftovers = [...q.held, ...q.pending].filter((e) => names.includes(e.name));
+    const leftovers = [...q.held, ...q.pending].filter((e) => e.name.startsWith("chaos"));
     let staleDbs = [];
     for (let i = 0; i < 50; i++) {
       const dbs = await live[0].tab.eval(async () => (await indexedDB.databases()).map((d) => d.name));

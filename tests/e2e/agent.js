@@ -498,7 +498,9 @@
       const sleep = (ms) => new Promise((res) => setTimeout(res, ms));
       const loop = async () => {
         while (chaosState.running && !frozen && now() < cfg.until) {
-          const name = cfg.names[Math.floor(rnd() * cfg.names.length)];
+          let name = cfg.names[Math.floor(rnd() * cfg.names.length)];
+          // A name this context mostly uses alone (its home), now and then a tab's.
+          if (cfg.pPrivate && rnd() < cfg.pPrivate) name = `chaos-home-${rnd() < 0.95 ? label : `T${Math.floor(rnd() * cfg.tabs)}`}`;
           const x = rnd();
           const o = {};
           let abortAfter = -1;

@@ -388,6 +388,82 @@ scenario("d", "frozen tab keeps its lock; closed, the waiter gets it", "R-80 (no
   }
 });
 
+scenario("n", "delegation: a name one tab uses is served in that tab; another tab, a query, a freeze and a crash take it back", "R-20 R-23 R-71 R-80", false, async (h, c) => {
+  const s = await h.scene({ target: c.target, freezable: true });
+  try {
+    const A = await s.tab("N-owner");
+    const B = await s.tab("N-other");
+    const aId = await whoAmI(A, "a");
+    // Served in A: 30 sequential requests on a name no other context uses cost an Ask and,
+    // once idle, a Handback (each `request()` would otherwise send a request and a release).
+    const sent = await A.eval(async () => {
+      const { stats } = await navigator.locks.ready;
+      const before = stats.sent;
+      for (let i = 0; i < 30; i++) await navigator.locks.request("n-solo", () => {});
+      await new Promise((r) => setTimeout(r, 20));
+      return stats.sent - before;
+    });
+    c.expect(sent <= 4, `30 requests on a name only this tab uses took ${sent} messages to the arbiter`);
+    c.fig("n messages for 30 requests served in the tab", sent);
+    // A holds a name it serves, with a request of its own queued behind: another tab's
+    // query sees both, and its request comes after both (the handback kept the order).
+    await A.call("acquire", "a1", "n-held", {});
+    await A.call("waitGranted", "a1");
+    await A.call("acquire", "a2", "n-held", {});
+    const q = await B.call("query");
+    c.expect(JSON.stringify(heldOf(q, "n-held")) === JSON.stringify([aId]) && JSON.stringify(pendingOf(q, "n-held")) === JSON.stringify([aId]), `another tab's query shows the owner's lock and its queued request: ${JSON.stringify([heldOf(q, "n-held"), pendingOf(q, "n-held")])}`);
+    await B.call("acquire", "b1", "n-held", {});
+    await pendingCount(B, "n-held", 2);
+    await A.call("release", "a1");
+    const a2 = await A.call("waitGranted", "a2");
+    c.expect((await B.call("record", "b1")).outcome === "pending", "the other tab waits behind the owner's queued request");
+    await A.call("release", "a2");
+    const b1 = await B.call("waitGranted", "b1");
+    c.expect(b1.outcome === "held", "then the other tab is granted");
+    await B.call("release", "b1");
+    c.none(checkExclusion([await A.call("record", "a1"), await A.call("record", "a2"), await B.call("record", "b1")]), "exclusion");
+    c.none(checkFifo([await A.call("record", "a2"), await B.call("record", "b1")]), "FIFO across the handback");
+    void a2;
+    // A frozen owner gave its names back at `freeze`: another tab's query answers at once
+    // and shows the frozen tab's lock.
+    await A.call("acquire", "a3", "n-frozen", {});
+    await A.call("waitGranted", "a3");
+    await A.freeze();
+    const t0 = Date.now();
+    const q2 = await B.call("query");
+    const dt = Date.now() - t0;
+    c.expect(JSON.stringify(heldOf(q2, "n-frozen")) === JSON.stringify([aId]), "the frozen owner's lock is in the other tab's query");
+    c.expect(dt < 1000, `the query answered while the owner is frozen (${dt} ms)`);
+    c.fig("n query while the owner is frozen, ms", dt);
+    await A.resume();
+    await A.call("release", "a3");
+    // The same for a same-origin iframe of the frozen page (its document is frozen too).
+    const F = await A.spawn("frame", "N-frame");
+    await F.call("acquire", "f1", "n-frame", {});
+    await F.call("waitGranted", "f1");
+    await A.freeze();
+    const t2 = Date.now();
+    const q3 = await B.call("query");
+    c.expect(heldOf(q3, "n-frame").length === 1 && Date.now() - t2 < 1000, `an iframe of the frozen page gave its name back too (${Date.now() - t2} ms)`);
+    await A.resume();
+    await F.call("release", "f1");
+    // An owner that crashes while it serves a name (held, and a request of its own queued)
+    // takes the name with it: another tab is then granted it.
+    await A.call("acquire", "a5", "n-crash", {});
+    await A.call("waitGranted", "a5");
+    await A.call("acquire", "a6", "n-crash", {});
+    const t1 = await B.now();
+    await A.crash();
+    await B.call("acquire", "b2", "n-crash", {});
+    const b2 = await B.call("waitGranted", "b2");
+    c.expect(b2.outcome === "held", "after the owner's crash, the other tab is granted its name");
+    c.fig("n owner crashed → the other tab's request granted, ms", b2.start - t1);
+    await B.call("release", "b2");
+  } finally {
+    await s.close();
+  }
+});
+
 scenario("j", "full garbage collections in the holder tab and the arbiter (CDP HeapProfiler.collectGarbage) do not look like death", "R-80 (no release while alive)", true, async (h, c) => {
   const s = await h.scene({ target: c.target });
   try {

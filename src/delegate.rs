@@ -75,6 +75,9 @@ pub struct Delegation {
     /// [`REFUSED`].
     refused: NameMap<RequestId>,
     refused_len: usize,
+    /// Requests withdrawn while their `Ask` was out: an ordinary answer to one does not
+    /// mean that the name is refused (the request it would wait for is gone).
+    withdrawn: Vec<RequestId>,
     /// A local release may have left an owned name idle: [`Delegation::give_back_idle`].
     idle: bool,
 }
@@ -155,6 +158,10 @@ impl Delegation {
                     return;
                 }
                 self.settled(id);
+                // The request of an `Ask` still out: its answer refuses nothing.
+                if self.asking.iter().any(|(a, _)| *a == id) {
+                    self.withdrawn.push(id);
+                }
                 // A request that waits for an `Ask`'s answer was never sent: drop it.
                 for (_, name) in &self.asking {
                     if let Some(Own::Asking { waiting, .. }) = self.names.get_mut(name) {
@@ -205,6 +212,7 @@ impl Delegation {
         match msg {
             ArbiterMsg::Owned { id } => {
                 let name = self.answered(id)?;
+                self.unwithdraw(id);
                 let Some(Own::Asking { mode, flags, waiting, .. }) = self.names.insert(name.clone(), Own::Owned) else {
                     return None;
                 };
@@ -229,13 +237,16 @@ impl Delegation {
             | ArbiterMsg::Stolen { id } => {
                 // Not delegated: an ordinary answer. What waited goes to the arbiter.
                 if let Some(name) = self.answered(id) {
+                    let withdrawn = self.unwithdraw(id);
                     if let Some(Own::Asking { waiting, .. }) = self.names.remove(&name) {
-                        if self.refused_len >= REFUSED {
-                            self.refused = NameMap::default();
-                            self.refused_len = 0;
-                        }
-                        if self.refused.insert(name, id).is_none() {
-                            self.refused_len += 1;
+                        if !withdrawn {
+                            if self.refused_len >= REFUSED {
+                                self.refused = NameMap::default();
+                                self.refused_len = 0;
+                            }
+                            if self.refused.insert(name, id).is_none() {
+                                self.refused_len += 1;
+                            }
                         }
                         for m in waiting {
                             self.route(m, may_ask, send, local);
@@ -288,6 +299,17 @@ impl Delegation {
         Some(self.asking.remove(i).1)
     }
 
+    /// Whether request `id` was withdrawn while its `Ask` was out (forgetting it).
+    fn unwithdraw(&mut self, id: RequestId) -> bool {
+        match self.withdrawn.iter().position(|w| *w == id) {
+            Some(i) => {
+                self.withdrawn.swap_remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
     fn hand_back_all(&mut self, send: &mut Vec<ClientMsg>) {
         let owned: Vec<Rc<[u16]>> =
             self.names.iter().filter(|(_, own)| matches!(own, Own::Owned)).map(|(name, _)| name.clone()).collect();
@@ -334,4 +356,88 @@ fn answers(fx: Vec<Effect>, local: &mut Vec<ArbiterMsg>) {
         Effect::Stolen(k) => ArbiterMsg::Stolen { id: k.request },
         Effect::Queued(k, position) => ArbiterMsg::Queued { id: k.request, position },
     }));
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    fn n() -> Vec<u16> {
+        vec![0x6e]
+    }
+    fn req(id: u64) -> ClientMsg {
+        ClientMsg::Request { id: RequestId(id), name: n(), mode: LockMode::Exclusive, flags: RequestFlags::default() }
+    }
+    fn out(d: &mut Delegation, msg: ClientMsg) -> (Vec<ClientMsg>, Vec<ArbiterMsg>) {
+        let (mut send, mut local) = (Vec::new(), Vec::new());
+        d.outgoing(msg, true, &mut send, &mut local);
+        (send, local)
+    }
+    fn inc(d: &mut Delegation, msg: ArbiterMsg) -> (Option<ArbiterMsg>, Vec<ClientMsg>, Vec<ArbiterMsg>) {
+        let (mut send, mut local) = (Vec::new(), Vec::new());
+        let rest = d.incoming(msg, true, &mut send, &mut local);
+        (rest, send, local)
+    }
+
+    #[test]
+    fn requests_made_while_asking_wait_and_are_then_served_here_in_order() {
+        let mut d = Delegation::new();
+        let (send, _) = out(&mut d, req(1));
+        assert!(matches!(send[..], [ClientMsg::Ask { id: RequestId(1), .. }]));
+        assert_eq!(out(&mut d, req(2)), (vec![], vec![]), "waits for the answer");
+        let (rest, send, local) = inc(&mut d, ArbiterMsg::Owned { id: RequestId(1) });
+        assert_eq!((rest, send), (None, vec![]));
+        assert_eq!(
+            local,
+            vec![ArbiterMsg::Granted { id: RequestId(1) }, ArbiterMsg::Queued { id: RequestId(2), position: 1 }]
+        );
+        // Released here, the next is granted here; a revoke hands back the exact state.
+        assert_eq!(
+            out(&mut d, ClientMsg::Release { id: RequestId(1) }),
+            (vec![], vec![ArbiterMsg::Granted { id: RequestId(2) }])
+        );
+        out(&mut d, req(3));
+        let (_, send, _) = inc(&mut d, ArbiterMsg::Revoke { name: n() });
+        let ClientMsg::Handback { entries, .. } = &send[0] else { panic!("{send:?}") };
+        assert_eq!(entries.iter().map(|e| (e.id.0, e.position)).collect::<Vec<_>>(), vec![(2, None), (3, Some(2))]);
+        assert!(!d.owns(&n()));
+        // Once given back, a release goes to the arbiter.
+        assert_eq!(
+            out(&mut d, ClientMsg::Release { id: RequestId(2) }).0,
+            vec![ClientMsg::Release { id: RequestId(2) }]
+        );
+    }
+
+    #[test]
+    fn a_query_made_while_asking_waits_with_what_follows_and_gets_the_names_back_first() {
+        let mut d = Delegation::new();
+        out(&mut d, req(1));
+        assert_eq!(out(&mut d, ClientMsg::Query { id: 1 }), (vec![], vec![]));
+        let other = ClientMsg::Request {
+            id: RequestId(2),
+            name: vec![0x6f],
+            mode: LockMode::Shared,
+            flags: RequestFlags::default(),
+        };
+        assert_eq!(out(&mut d, other), (vec![], vec![]), "after the query: it waits too");
+        let (_, send, _) = inc(&mut d, ArbiterMsg::Owned { id: RequestId(1) });
+        assert!(matches!(send[0], ClientMsg::Handback { .. }), "{send:?}");
+        assert_eq!(send[1], ClientMsg::Query { id: 1 });
+        assert!(matches!(send[2], ClientMsg::Ask { id: RequestId(2), .. }));
+    }
+
+    #[test]
+    fn a_name_refused_is_asked_for_again_once_its_request_settled_unless_it_was_withdrawn_while_asking() {
+        let mut d = Delegation::new();
+        out(&mut d, req(1));
+        inc(&mut d, ArbiterMsg::Queued { id: RequestId(1), position: 0 });
+        assert_eq!(out(&mut d, req(2)).0, vec![req(2)], "refused: an ordinary request");
+        out(&mut d, ClientMsg::Release { id: RequestId(1) });
+        assert!(matches!(out(&mut d, req(3)).0[..], [ClientMsg::Ask { .. }]), "settled: asked again");
+        // Withdrawn while its Ask was out: the ordinary answer does not refuse the name.
+        out(&mut d, ClientMsg::Release { id: RequestId(3) });
+        inc(&mut d, ArbiterMsg::Queued { id: RequestId(3), position: 0 });
+        assert!(matches!(out(&mut d, req(4)).0[..], [ClientMsg::Ask { .. }]));
+    }
 }

@@ -29,30 +29,9 @@ use web_locks_wasm::delegate::Delegation;
 use web_locks_wasm::engine::*;
 use web_locks_wasm::protocol::{ArbiterMsg, ClientMsg, Restored, WireLockInfo};
 
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        Rng((z ^ (z >> 31)) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo + 1)
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-}
+#[path = "common/sim_support.rs"]
+mod sim_support;
+use sim_support::{seed_list, Rng};
 
 #[derive(Clone, Copy, Debug)]
 struct Profile {
@@ -714,16 +693,8 @@ impl Sim {
     }
 }
 
-fn seeds(default: u64) -> (Vec<u64>, bool) {
-    if let Some(s) = std::env::var("SIM_SEED").ok().and_then(|s| s.parse().ok()) {
-        return (vec![s], true);
-    }
-    let n = std::env::var("SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(default);
-    ((0..n).collect(), false)
-}
-
-fn run(p: Profile, default: u64) -> (u64, u64, u64, u64) {
-    let (list, trace) = seeds(default);
+fn run(test: &str, p: Profile, default: u64) -> (u64, u64, u64, u64) {
+    let (list, trace) = seed_list(test, default);
     let mut totals = (0, 0, 0, 0);
     for seed in list {
         let mut sim = Sim::new(seed, p, trace);
@@ -746,28 +717,28 @@ fn run(p: Profile, default: u64) -> (u64, u64, u64, u64) {
 
 #[test]
 fn delegation_calm() {
-    let t = run(BASE, 3000);
+    let t = run("delegation_calm", BASE, 3000);
     println!("grants {} (local {}), handbacks {}, queries {}", t.0, t.1, t.2, t.3);
     assert!(t.1 > t.0 / 10, "local grants should be common: {t:?}");
 }
 
 #[test]
 fn delegation_with_steals() {
-    run(Profile { steal: 15, ..BASE }, 2000);
+    run("delegation_with_steals", Profile { steal: 15, ..BASE }, 2000);
 }
 
 #[test]
 fn delegation_with_crashes() {
-    run(Profile { crash: 40, lose: 50, steal: 5, ..BASE }, 2000);
+    run("delegation_with_crashes", Profile { crash: 40, lose: 50, steal: 5, ..BASE }, 2000);
 }
 
 #[test]
 fn delegation_with_arbiter_restarts() {
-    run(Profile { restarts: 2, crash: 20, lose: 50, steal: 5, ..BASE }, 2000);
+    run("delegation_with_arbiter_restarts", Profile { restarts: 2, crash: 20, lose: 50, steal: 5, ..BASE }, 2000);
 }
 
 #[test]
 fn delegation_one_client() {
-    let t = run(Profile { clients: (1, 1), query: 20, ..BASE }, 1000);
+    let t = run("delegation_one_client", Profile { clients: (1, 1), query: 20, ..BASE }, 1000);
     assert!(t.1 > t.0 / 2, "one client: most grants local: {t:?}");
 }

@@ -794,12 +794,7 @@ impl Arbiter {
             };
             self.trace.push(decision);
         }
-        out.extend(self.effects.drain(..).map(|e| match e {
-            Effect::Granted(k) => (k.client, ArbiterMsg::Granted { id: k.request }),
-            Effect::Unavailable(k) => (k.client, ArbiterMsg::Unavailable { id: k.request }),
-            Effect::Stolen(k) => (k.client, ArbiterMsg::Stolen { id: k.request }),
-            Effect::Queued(k, position) => (k.client, ArbiterMsg::Queued { id: k.request, position }),
-        }));
+        out.extend(self.effects.drain(..).map(ArbiterMsg::answering));
     }
 }
 

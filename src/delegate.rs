@@ -183,7 +183,7 @@ impl Delegation {
     /// A query goes once no `Ask` is out, after every owned name went back.
     fn query(&mut self, msg: ClientMsg, send: &mut Vec<ClientMsg>) {
         if self.asking.is_empty() {
-            self.hand_back_all(send);
+            self.give_back_all(send);
             send.push(msg);
         } else {
             self.held.push(msg);
@@ -288,11 +288,6 @@ impl Delegation {
         }
     }
 
-    /// Gives back every owned name (the context is about to be frozen).
-    pub fn give_back_all(&mut self, send: &mut Vec<ClientMsg>) {
-        self.hand_back_all(send);
-    }
-
     /// The `Ask` of request `id` was answered: the name it asked for.
     fn answered(&mut self, id: RequestId) -> Option<Rc<[u16]>> {
         let i = self.asking.iter().position(|(a, _)| *a == id)?;
@@ -310,7 +305,8 @@ impl Delegation {
         }
     }
 
-    fn hand_back_all(&mut self, send: &mut Vec<ClientMsg>) {
+    /// Gives back every owned name (before a query, or the context is about to be frozen).
+    pub fn give_back_all(&mut self, send: &mut Vec<ClientMsg>) {
         let owned: Vec<Rc<[u16]>> =
             self.names.iter().filter(|(_, own)| matches!(own, Own::Owned)).map(|(name, _)| name.clone()).collect();
         for name in owned {
@@ -350,12 +346,7 @@ fn request_id(m: &ClientMsg) -> Option<RequestId> {
 
 /// The local engine's effects as the arbiter's answers.
 fn answers(fx: Vec<Effect>, local: &mut Vec<ArbiterMsg>) {
-    local.extend(fx.into_iter().map(|e| match e {
-        Effect::Granted(k) => ArbiterMsg::Granted { id: k.request },
-        Effect::Unavailable(k) => ArbiterMsg::Unavailable { id: k.request },
-        Effect::Stolen(k) => ArbiterMsg::Stolen { id: k.request },
-        Effect::Queued(k, position) => ArbiterMsg::Queued { id: k.request, position },
-    }));
+    local.extend(fx.into_iter().map(|e| ArbiterMsg::answering(e).1));
 }
 
 #[cfg(all(test, not(target_arch = "wasm32")))]

@@ -9,7 +9,7 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
-use crate::engine::{LockMode, RequestFlags, RequestId};
+use crate::engine::{ClientId, Effect, LockMode, RequestFlags, RequestId};
 
 /// The newest protocol version this build speaks: every message starts with the version
 /// it is written in. Channel, database and worker names carry no version (they are the
@@ -399,11 +399,7 @@ impl Reader<'_> {
             let known = F_SAME_CLIENT | F_LABELED | F_EXPIRES;
             #[cfg(not(feature = "services"))]
             let known = F_SAME_CLIENT;
-            let mode = match bits & !known {
-                0 => LockMode::Exclusive,
-                F_SHARED => LockMode::Shared,
-                _ => return Err(DecodeError::Malformed),
-            };
+            let mode = mode_of(bits, known)?;
             let name = self.str()?;
             let client = if bits & F_SAME_CLIENT == 0 {
                 self.str()?
@@ -434,11 +430,7 @@ impl Reader<'_> {
             let known = F_QUEUED | F_EXTRAS;
             #[cfg(not(feature = "services"))]
             let known = F_QUEUED;
-            let mode = match bits & !known {
-                0 => LockMode::Exclusive,
-                F_SHARED => LockMode::Shared,
-                _ => return Err(DecodeError::Malformed),
-            };
+            let mode = mode_of(bits, known)?;
             let position = if bits & F_QUEUED != 0 { Some(self.u64()? as i64) } else { None };
             let name = self.str()?;
             #[cfg(feature = "services")]
@@ -476,6 +468,15 @@ impl Reader<'_> {
         } else {
             Err(DecodeError::Trailing)
         }
+    }
+}
+
+/// The mode in an entry's mode word, whose other bits must be among `known`.
+fn mode_of(bits: u16, known: u16) -> Result<LockMode, DecodeError> {
+    match bits & !known {
+        0 => Ok(LockMode::Exclusive),
+        F_SHARED => Ok(LockMode::Shared),
+        _ => Err(DecodeError::Malformed),
     }
 }
 
@@ -633,6 +634,16 @@ impl ClientMsg {
 }
 
 impl ArbiterMsg {
+    /// What an engine effect tells its request's client (and which client that is).
+    pub fn answering(effect: Effect) -> (ClientId, Self) {
+        match effect {
+            Effect::Granted(k) => (k.client, ArbiterMsg::Granted { id: k.request }),
+            Effect::Unavailable(k) => (k.client, ArbiterMsg::Unavailable { id: k.request }),
+            Effect::Stolen(k) => (k.client, ArbiterMsg::Stolen { id: k.request }),
+            Effect::Queued(k, position) => (k.client, ArbiterMsg::Queued { id: k.request, position }),
+        }
+    }
+
     /// This message in `version` (one this build speaks: [`MIN_VERSION`]..=[`VERSION`]).
     pub fn encode_in(&self, version: u16) -> Vec<u16> {
         written_in(self.encode(), version)

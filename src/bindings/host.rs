@@ -173,8 +173,9 @@ impl ArbiterHost {
                     w.push(mode(m));
                     str(&mut w, name);
                 }
-                &D::Granted { ref client, id: i, ref name, mode: m } => {
-                    w.push(4);
+                &(D::Granted { ref client, id: i, ref name, mode: m }
+                | D::Owned { ref client, id: i, ref name, mode: m }) => {
+                    w.push(if matches!(d, D::Owned { .. }) { 13 } else { 4 });
                     str(&mut w, client);
                     id(&mut w, i);
                     w.push(mode(m));
@@ -194,13 +195,6 @@ impl ArbiterHost {
                     id(&mut w, i);
                 }
                 &D::Recovered => w.push(10),
-                &D::Owned { ref client, id: i, ref name, mode: m } => {
-                    w.push(13);
-                    str(&mut w, client);
-                    id(&mut w, i);
-                    w.push(mode(m));
-                    str(&mut w, name);
-                }
                 D::Handback { client, name } => {
                     w.push(14);
                     str(&mut w, client);

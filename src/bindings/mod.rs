@@ -409,17 +409,8 @@ pub fn client_receive(epoch: u32, words: &[u16]) {
 /// itself (with what it holds and queues on them), so that no other context waits for it
 /// while it cannot run.
 #[wasm_bindgen(js_name = clientGiveBack)]
-#[cfg_attr(not(feature = "arbiter"), allow(irrefutable_let_patterns))]
 pub fn client_give_back() {
-    with(|c| {
-        if let Transport::Remote { version, epoch } = c.transport {
-            if epoch != 0 {
-                let mut send = Vec::new();
-                c.deleg.give_back_all(&mut send);
-                c.after(version, send, Vec::new());
-            }
-        }
-    });
+    with(|c| c.give_back(Delegation::give_back_all));
 }
 
 /// The encoded goodbye a context sends when it unloads.
@@ -728,13 +719,18 @@ impl Client {
     }
 
     /// Gives back the owned names nothing holds or waits for (a task after a release).
-    #[cfg_attr(not(feature = "arbiter"), allow(irrefutable_let_patterns))]
     fn give_back_idle(&mut self) {
         self.idle_task = false;
+        self.give_back(Delegation::give_back_idle);
+    }
+
+    /// Sends what `which` gives back to a connected arbiter.
+    #[cfg_attr(not(feature = "arbiter"), allow(irrefutable_let_patterns))]
+    fn give_back(&mut self, which: fn(&mut Delegation, &mut Vec<ClientMsg>)) {
         if let Transport::Remote { version, epoch } = self.transport {
             if epoch != 0 {
                 let mut send = Vec::new();
-                self.deleg.give_back_idle(&mut send);
+                which(&mut self.deleg, &mut send);
                 self.after(version, send, Vec::new());
             }
         }

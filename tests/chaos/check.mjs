@@ -228,11 +228,11 @@ export function check({ records, decisions, killed = new Map(), slackMs = SLACK_
     }
     const evict = last && (["stolen", "gone", "expired"].includes(last.kind) || stolenLocally) ? last : null;
     const released = freed ? last : null;
-    holds.push({ r, s: r.start, e: end, grant: g, evict, released, own: x.own || null });
+    // The ownership it was granted under, if any (the Ask's own request is granted by "owned").
+    const under = x.own || (g.kind === "owned" ? (ownerships.get(ownKey(g.client, g.name)) || []).find((o) => o.d === g) : null);
+    holds.push({ r, s: r.start, e: end, grant: g, evict, released, own: under || null });
   }
 
-  // The ownership a hold's grant belongs to (the Ask's own request is granted by "owned").
-  const ownOf = (x) => (x.grant && x.grant.kind === "owned" ? (ownerships.get(ownKey(x.grant.client, x.grant.name)) || []).find((o) => o.d === x.grant) : null);
   // Overlaps, each explained or reported.
   const overlaps = { total: 0, explained: 0, byReason: { stolen: 0, gone: 0, expired: 0, released: 0, handback: 0 } };
   const byName = new Map();
@@ -256,7 +256,7 @@ export function check({ records, decisions, killed = new Map(), slackMs = SLACK_
         // Both granted by one context's own engine while it owned the name: a steal there
         // is not in the arbiter's log, and that engine grants nothing that conflicts with a
         // lock it holds, so one of them was evicted by a steal before the other's grant.
-        const sameOwnership = (a.own || ownOf(a)) && (a.own || ownOf(a)) === (b.own || ownOf(b));
+        const sameOwnership = a.own && a.own === b.own;
         const localSteal = sameOwnership && (a.r.outcome === "stolen" || b.r.outcome === "stolen");
         if (!why && localSteal) why = { kind: "stolen" };
         if (why) {

@@ -142,15 +142,14 @@ async function trial(h, n) {
   const killed = new Map();
   const unexpected = []; // contexts that died (or stopped answering) without being killed
   const kills = {};
-  const common = Array.from({ length: cfg.names }, (_, i) => `chaos${i}`);
-  const names = common;
+  const names = Array.from({ length: cfg.names }, (_, i) => `chaos${i}`);
   let until = 0;
   let next = 0;
   const units = new Set();
   const merge = (list) => {
     for (const r of list) records.set(`${r.clientId}/${r.id}`, r);
   };
-  const work = (i) => ({ clockChannel: "chaos-clock", seed: seed * 100 + i, loops: cfg.loops, names: common, tabs: cfg.tabs, pPrivate: cfg.private, pShared: 0.3, pIfAvailable: 0.1, pSteal: 0.03, pAbort: 0.1, maxHold: 5, maxAbortDelay: 5, pLease: cfg.leases, until });
+  const work = (i) => ({ clockChannel: "chaos-clock", seed: seed * 100 + i, loops: cfg.loops, names, tabs: cfg.tabs, pPrivate: cfg.private, pShared: 0.3, pIfAvailable: 0.1, pSteal: 0.03, pAbort: 0.1, maxHold: 5, maxAbortDelay: 5, pLease: cfg.leases, until });
   // A unit: a tab, and in it a dedicated worker (and, with --frames 1, an iframe); each
   // runs the workload. `subs` maps a kind to the sub-context now running it.
   let subCount = 0;

@@ -415,7 +415,7 @@ scenario("n", "delegation: a name one tab uses is served in that tab; another ta
     await B.call("acquire", "b1", "n-held", {});
     await pendingCount(B, "n-held", 2);
     await A.call("release", "a1");
-    const a2 = await A.call("waitGranted", "a2");
+    await A.call("waitGranted", "a2");
     c.expect((await B.call("record", "b1")).outcome === "pending", "the other tab waits behind the owner's queued request");
     await A.call("release", "a2");
     const b1 = await B.call("waitGranted", "b1");
@@ -423,7 +423,6 @@ scenario("n", "delegation: a name one tab uses is served in that tab; another ta
     await B.call("release", "b1");
     c.none(checkExclusion([await A.call("record", "a1"), await A.call("record", "a2"), await B.call("record", "b1")]), "exclusion");
     c.none(checkFifo([await A.call("record", "a2"), await B.call("record", "b1")]), "FIFO across the handback");
-    void a2;
     // A frozen owner gave its names back at `freeze`: another tab's query answers at once
     // and shows the frozen tab's lock.
     await A.call("acquire", "a3", "n-frozen", {});

@@ -15,10 +15,21 @@ import {
   open,
   PREFIX,
   stats,
-  unbatch,
   units,
   WHO,
 } from "./coord.js";
+
+/** Calls `each(frame)` for every frame of a batch; returns false if it is malformed. */
+function unbatch(batch, each) {
+  if (!(batch instanceof Uint16Array)) return false;
+  for (let at = 0; at < batch.length; ) {
+    const len = batch[at] | (batch[at + 1] << 16);
+    if (len < 0 || at + 2 + len > batch.length) return false;
+    each(batch.subarray(at + 2, at + 2 + len));
+    at += 2 + len;
+  }
+  return true;
+}
 
 // WEB_LOCKS_TRACE is a build-time constant (scripts/build.mjs defines it): true in test
 // builds (WEB_LOCKS_TRACE=1), which post the arbiter's decision log; the package is built

@@ -97,41 +97,45 @@ export function preconnect(clientId, workerUrl) {
 /**
  * Messages sent in one task travel as one postMessage: a Uint16Array of frames, each a
  * 32-bit length (two words) and the message's words. A burst of 10,000 requests is then
- * one message instead of 10,000 (which can take the browser down).
+ * one message instead of 10,000 (which can take the browser down). `add(words)` queues
+ * one message; `add.framed(batch)` queues a batch framed already (the client's outbox,
+ * src/protocol.rs `push_frame`), which it then owns.
  */
 export function batcher(send) {
-  let queue = [];
+  let queue = []; // framed chunks
   let size = 0;
   const flush = () => {
-    const batch = new Uint16Array(size);
-    let at = 0;
-    for (const w of queue) {
-      batch[at] = w.length & 0xffff;
-      batch[at + 1] = w.length >>> 16;
-      batch.set(w, at + 2);
-      at += w.length + 2;
+    let batch = queue[0];
+    if (queue.length > 1) {
+      batch = new Uint16Array(size);
+      let at = 0;
+      for (const c of queue) (batch.set(c, at), (at += c.length));
     }
     queue = [];
     size = 0;
     send(batch);
   };
-  return (words) => {
+  const framed = (chunk) => {
     if (!queue.length) queueMicrotask(flush);
-    queue.push(words.slice());
-    size += words.length + 2;
+    queue.push(chunk);
+    size += chunk.length;
   };
+  const add = (words) => {
+    const c = new Uint16Array(words.length + 2);
+    c[0] = words.length & 0xffff;
+    c[1] = words.length >>> 16;
+    c.set(words, 2);
+    framed(c);
+  };
+  add.framed = framed;
+  return add;
 }
 
-/** Calls `each(frame)` for every frame of a batch; returns false if it is malformed. */
-export function unbatch(batch, each) {
-  if (!(batch instanceof Uint16Array)) return false;
-  for (let at = 0; at < batch.length; ) {
-    const len = batch[at] | (batch[at + 1] << 16);
-    if (len < 0 || at + 2 + len > batch.length) return false;
-    each(batch.subarray(at + 2, at + 2 + len));
-    at += 2 + len;
-  }
-  return true;
+/** How many frames a well-formed batch has. */
+function frames(batch) {
+  let n = 0;
+  for (let at = 0; at < batch.length; at += 2 + (batch[at] | (batch[at + 1] << 16))) n++;
+  return n;
 }
 
 async function arbiterExists(epoch) {
@@ -183,7 +187,7 @@ export function connectClient(wasm, clientId, { workerUrl, worker, probe, candid
   const sendPort = batcher((batch) => port.postMessage(batch));
   const receive = (d) => {
     let ok = false;
-    if (Array.isArray(d) && typeof d[0] === "number") receiving(() => (ok = unbatch(d[1], (w) => wasm.clientReceive(d[0], w))));
+    if (Array.isArray(d) && typeof d[0] === "number" && d[1] instanceof Uint16Array) receiving(() => (ok = wasm.clientReceive(d[0], d[1])));
     if (ok) return;
     stats.garbage++;
   };
@@ -297,7 +301,8 @@ export function connectClient(wasm, clientId, { workerUrl, worker, probe, candid
   bus.postMessage([WHO]);
 
   return {
-    post: (words) => send && (stats.sent++, send(words)), // sent: messages to the arbiter
+    /** Sends the client's outbox, a batch of frames (sent: messages to the arbiter). */
+    post: (batch) => send && ((stats.sent += frames(batch)), send.framed(batch)),
     goodbye() {
       if (send) send(wasm.goodbyeWords());
     },

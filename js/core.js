@@ -118,7 +118,14 @@ function join(exports, early) {
     receiving: host.receiving,
   };
   link = coord.connectClient(exports, clientId, { ...options, worker: early.worker, probe: early.probe });
-  host.post = link.post;
+  // The client's messages of a task go out together, at its end (`link` is the current one),
+  // and before a goodbye.
+  const flush = () => {
+    const batch = exports.clientOutbox();
+    if (batch.length) link.post(batch);
+  };
+  host.flushSoon = () => queueMicrotask(flush);
+  const goodbye = () => (flush(), link.goodbye());
   // Comes back as a new client `id` (after a goodbye): the client keeps what it holds and
   // waits for (nothing, when idle) and re-registers it with the arbiter it finds.
   const rejoin = (id) => {
@@ -129,7 +136,6 @@ function join(exports, early) {
       // learn of this context's death, so it stays out (it holds and waits for nothing).
       if (!again.probe) return void deny(again.reason);
       link = coord.connectClient(exports, clientId, { ...options, worker: again.worker, probe: again.probe });
-      host.post = link.post;
     });
   };
   // The service worker's answer came after this context registered: it becomes that
@@ -139,7 +145,7 @@ function join(exports, early) {
     early.late.then(function swap(id) {
       if (!id || id === clientId || away) return; // away: comes back with a new id anyway
       if (!exports.clientIdle()) return void setTimeout(swap, 100, id);
-      link.goodbye();
+      goodbye();
       const old = link;
       queueMicrotask(() => (old.close(), rejoin(id)));
     });
@@ -158,13 +164,13 @@ function join(exports, early) {
       if (!away) exports.clientGiveBack();
       if (away || !exports.clientIdle()) return;
       away = true;
-      link.goodbye();
+      goodbye();
       queueMicrotask(link.close); // once the goodbye went out
     };
     // A new id: the arbiter never takes back one that said goodbye (not even the
     // service worker's Client.id, which stays the same across the cache).
     const back = () => away && ((away = false), rejoin(uuid()));
-    g.addEventListener("pagehide", (e) => (e.persisted ? leave() : link.goodbye()));
+    g.addEventListener("pagehide", (e) => (e.persisted ? leave() : goodbye()));
     g.addEventListener("pageshow", (e) => e.persisted && back());
     g.document.addEventListener("freeze", leave);
     g.document.addEventListener("resume", back);
@@ -448,8 +454,8 @@ export const host = {
     const d = g.document;
     return !d || (!g.closed && d.defaultView === g);
   },
-  opaque: () => g.origin === "null",
-  denied: () => !!denied,
+  // src/bindings CTX_* bits: not fully active 1, opaque origin 2, denied 4.
+  context: () => (host.active() ? 0 : 1) | (g.origin === "null" ? 2 : 0) | (denied ? 4 : 0),
   error(code) {
     const e = ERRORS[code];
     return typeof e === "string" ? new TypeError(e) : new DOMException(e[0], e[1]);
@@ -510,7 +516,7 @@ export const host = {
   clientId: () => clientId || (clientId = uuid()),
   local: () => true,
   delegates: () => !(typeof g.DedicatedWorkerGlobalScope === "function" && g instanceof g.DedicatedWorkerGlobalScope),
-  post: () => {},
+  flushSoon: () => {},
   snapshot: () => ({ held: [], pending: [] }),
   entryClient(snapshot, client) {
     snapClients.set(snapshot, host.fromUnits(client));

@@ -777,11 +777,54 @@ impl ArbiterMsg {
     }
 }
 
+/// Appends `words` to a batch as one frame: its length (32 bits, low word first), then the
+/// words. Messages sent in one task travel as one batch, one `postMessage` (js/coord.js
+/// `batcher`, which frames the same way).
+pub fn push_frame(batch: &mut Vec<u16>, words: &[u16]) {
+    let len = words.len() as u32;
+    batch.extend_from_slice(&[len as u16, (len >> 16) as u16]);
+    batch.extend_from_slice(words);
+}
+
+/// Calls `each` with every frame of a batch, in order; `false` if the batch is malformed
+/// (the frames before the malformed one were passed on).
+pub fn each_frame(batch: &[u16], mut each: impl FnMut(&[u16])) -> bool {
+    let mut rest = batch;
+    while let [lo, hi, tail @ ..] = rest {
+        let len = (usize::from(*hi) << 16) | usize::from(*lo);
+        let Some((frame, next)) = tail.split_at_checked(len) else { return false };
+        each(frame);
+        rest = next;
+    }
+    rest.is_empty()
+}
+
 #[cfg(all(test, not(target_arch = "wasm32")))]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn frames_round_trip_and_malformed_batches_stop() {
+        let msgs: [&[u16]; 3] = [&[1, 2, 3], &[], &[0xFFFF; 70_000]];
+        let mut batch = Vec::new();
+        for m in msgs {
+            push_frame(&mut batch, m);
+        }
+        let mut got: Vec<Vec<u16>> = Vec::new();
+        assert!(each_frame(&batch, |f| got.push(f.to_vec())));
+        assert_eq!(got, msgs.iter().map(|m| m.to_vec()).collect::<Vec<_>>());
+        // A frame longer than what is left, and a lone length word: false, after the
+        // whole frames before them.
+        let mut n = 0;
+        assert!(!each_frame(&[1, 0, 9, 5, 0, 1], |_| n += 1));
+        assert_eq!(n, 1);
+        assert!(!each_frame(&[0, 0, 7], |_| n += 1));
+        assert_eq!(n, 2);
+        assert!(each_frame(&[], |_| n += 1));
+        assert_eq!(n, 2);
+    }
 
     #[allow(clippy::default_constructed_unit_structs)] // `Extras` without the services
     fn sample_client() -> Vec<ClientMsg> {

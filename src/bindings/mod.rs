@@ -38,7 +38,7 @@ use crate::delegate::Delegation;
 use crate::map::IdMap as ClientMap;
 #[cfg(not(feature = "arbiter"))]
 use crate::map::SeqMap as ClientMap;
-use crate::protocol::{ArbiterMsg, ClientMsg, Extras, Restored, DELEGATION, MIN_VERSION, VERSION};
+use crate::protocol::{self, ArbiterMsg, ClientMsg, Extras, Restored, DELEGATION, MIN_VERSION, VERSION};
 
 #[cfg(feature = "arbiter")]
 mod host;
@@ -72,17 +72,13 @@ extern "C" {
     fn aborted(this: &Host, signal: &JsValue) -> bool;
     #[wasm_bindgen(method)]
     fn reason(this: &Host, signal: &JsValue) -> JsValue;
-    /// `false` when this global's document is not fully active.
+    /// This context's state, in one call (`CTX_*` bits): its global's document is not
+    /// fully active; its origin is opaque, so no lock manager can be obtained;
+    /// it cannot join its origin's lock space safely (IndexedDB missing or failing:
+    /// storage blocked, quota exhausted), so requests and queries are refused, after
+    /// validation, as Chromium's own refuses them where storage is denied.
     #[wasm_bindgen(method)]
-    fn active(this: &Host) -> bool;
-    /// `true` when no lock manager can be obtained: an opaque origin.
-    #[wasm_bindgen(method)]
-    fn opaque(this: &Host) -> bool;
-    /// `true` when this context cannot join its origin's lock space safely (IndexedDB
-    /// missing or failing: storage blocked, quota exhausted): requests and queries are
-    /// refused, after validation, as Chromium's own refuses them where storage is denied.
-    #[wasm_bindgen(method)]
-    fn denied(this: &Host) -> bool;
+    fn context(this: &Host) -> u8;
     /// The `TypeError` or `DOMException` numbered `code` (`ERR_*`; the messages are in JS).
     #[wasm_bindgen(method)]
     fn error(this: &Host, code: u8) -> JsValue;
@@ -130,9 +126,10 @@ extern "C" {
     /// its names back (src/delegate.rs).
     #[wasm_bindgen(method)]
     fn delegates(this: &Host) -> bool;
-    /// Sends an encoded [`ClientMsg`] to the current arbiter (copying `words`).
-    #[wasm_bindgen(method)]
-    fn post(this: &Host, words: &[u16]);
+    /// Messages to the arbiter are waiting in the outbox: in a microtask, take them
+    /// ([`client_outbox`]) and send them to the current arbiter as one batch.
+    #[wasm_bindgen(method, js_name = flushSoon)]
+    fn flush_soon(this: &Host);
 
     // The lock services' half of the host (js/services.js adds it; feature `services`).
     /// A lock service request was granted: hand `callback` (the services' own) the lock.
@@ -286,6 +283,10 @@ struct Client {
     idle_task: bool,
     /// This context may ask for names (`host.delegates()`).
     delegates: bool,
+    /// Messages to the arbiter sent in this task, as one batch of frames
+    /// ([`protocol::push_frame`]): JavaScript takes them all with one call
+    /// ([`client_outbox`]) rather than one call per message.
+    outbox: Vec<u16>,
 }
 
 /// The task id that gives idle owned names back (request ids start at 1).
@@ -329,6 +330,7 @@ pub fn init(host: Host) {
         renews: Vec::new(),
         deleg: Delegation::new(),
         idle_task: false,
+        outbox: Vec::new(),
         delegates: host.delegates(),
         host,
     };
@@ -382,6 +384,7 @@ pub fn client_reset() {
             *epoch = 0;
             c.client_id = c.host.client_id();
             c.deleg.reset();
+            c.outbox.clear();
         }
     });
 }
@@ -392,17 +395,28 @@ pub fn versions() -> u32 {
     u32::from(MIN_VERSION) << 16 | u32::from(VERSION)
 }
 
-/// A message from the arbiter of `epoch`; messages of any other epoch are stale and
-/// dropped, as are undecodable ones.
+/// A batch of messages from the arbiter of `epoch` (frames, [`protocol::each_frame`]), handled
+/// in order. Messages of any other epoch are stale and dropped, as are undecodable ones.
+/// `false` if the batch is malformed (its whole frames before that were handled).
 #[wasm_bindgen(js_name = clientReceive)]
-pub fn client_receive(epoch: u32, words: &[u16]) {
+pub fn client_receive(epoch: u32, batch: &[u16]) -> bool {
     with(|c| {
-        if matches!(c.transport, Transport::Remote { epoch: e, .. } if e == epoch && e != 0) {
-            if let Ok(msg) = ArbiterMsg::decode(words) {
-                c.receive(msg);
+        protocol::each_frame(batch, |words| {
+            if matches!(c.transport, Transport::Remote { epoch: e, .. } if e == epoch && e != 0) {
+                if let Ok(msg) = ArbiterMsg::decode(words) {
+                    c.receive(msg);
+                }
             }
-        }
-    });
+        })
+    })
+    .unwrap_or(false)
+}
+
+/// Takes the messages waiting for the arbiter, as one batch of frames, after
+/// `host.flushSoon()`.
+#[wasm_bindgen(js_name = clientOutbox)]
+pub fn client_outbox() -> Vec<u16> {
+    with(|c| core::mem::take(&mut c.outbox)).unwrap_or_default()
 }
 
 /// This context is about to be frozen or cached: it gives back every name it serves
@@ -472,12 +486,18 @@ fn convert(host: &Host, argc: u32, a0: &JsValue, a1: &JsValue, a2: &JsValue) -> 
     Ok(args)
 }
 
+/// `host.context()` bits: the document is not fully active, the origin is opaque, this
+/// context is denied the lock space.
+const CTX_INACTIVE: u8 = 1;
+const CTX_OPAQUE: u8 = 2;
+const CTX_DENIED: u8 = 4;
+
 /// Spec request() steps 3–4 (also query()'s): `InvalidStateError`, `SecurityError`.
-fn check_context(host: &Host) -> Result<(), JsValue> {
-    if !host.active() {
+fn check_context(host: &Host, state: u8) -> Result<(), JsValue> {
+    if state & CTX_INACTIVE != 0 {
         return Err(host.error(ERR_NOT_ACTIVE));
     }
-    if host.opaque() {
+    if state & CTX_OPAQUE != 0 {
         return Err(host.error(ERR_OPAQUE));
     }
     Ok(())
@@ -485,16 +505,17 @@ fn check_context(host: &Host) -> Result<(), JsValue> {
 
 /// After the spec's checks: a context that could not join its origin's lock space safely
 /// refuses (`SecurityError`), where Chromium's own refuses when storage is denied.
-fn check_denied(host: &Host) -> Result<(), JsValue> {
-    if host.denied() {
+fn check_denied(host: &Host, state: u8) -> Result<(), JsValue> {
+    if state & CTX_DENIED != 0 {
         return Err(host.error(ERR_DENIED));
     }
     Ok(())
 }
 
-/// Spec request() steps 3–9, in order.
+/// Spec request() steps 3–9, in order, then the refusal of a denied context.
 fn validate(host: &Host, args: &Args, units: &[u16]) -> Result<(), JsValue> {
-    check_context(host)?;
+    let state = host.context();
+    check_context(host, state)?;
     let not_supported = |code| Err(host.error(code));
     if units.first() == Some(&0x2D) {
         return not_supported(ERR_DASH);
@@ -516,7 +537,7 @@ fn validate(host: &Host, args: &Args, units: &[u16]) -> Result<(), JsValue> {
             return Err(host.reason(signal));
         }
     }
-    Ok(())
+    check_denied(host, state)
 }
 
 /// `LockManager.request(name, [options], callback)`; `argc` is `arguments.length`.
@@ -532,7 +553,7 @@ pub fn request(argc: u32, a0: JsValue, a1: JsValue, a2: JsValue) -> JsValue {
         Err(e) => return host.rejected(&e),
     };
     let units = host.units(&args.name);
-    if let Err(e) = validate(&host, &args, &units).and_then(|()| check_denied(&host)) {
+    if let Err(e) = validate(&host, &args, &units) {
         return host.rejected(&e);
     }
     with(|c| c.start(args, units)).unwrap_or_default()
@@ -544,7 +565,8 @@ pub fn query() -> JsValue {
     let Some(host) = with(|c| c.host.clone().unchecked_into::<Host>()) else {
         return JsValue::UNDEFINED;
     };
-    if let Err(e) = check_context(&host).and_then(|()| check_denied(&host)) {
+    let state = host.context();
+    if let Err(e) = check_context(&host, state).and_then(|()| check_denied(&host, state)) {
         return host.rejected(&e);
     }
     with(|c| {
@@ -583,7 +605,7 @@ pub fn acquire(name: JsValue, options: JsValue, callback: JsValue, holder: JsVal
         Err(e) => return host.rejected(&e),
     };
     let units = host.units(&args.name);
-    if let Err(e) = validate(&host, &args, &units).and_then(|()| check_denied(&host)) {
+    if let Err(e) = validate(&host, &args, &units) {
         return host.rejected(&e);
     }
     let label = if holder.is_undefined() { None } else { Some(host.units(&holder)) };
@@ -706,8 +728,11 @@ impl Client {
 
     /// Posts what delegation sends, then handles what the local engine answered.
     fn after(&mut self, version: u16, send: Vec<ClientMsg>, local: Vec<ArbiterMsg>) {
+        if self.outbox.is_empty() && !send.is_empty() {
+            self.host.flush_soon();
+        }
         for m in send {
-            self.host.post(&m.encode_in(version));
+            protocol::push_frame(&mut self.outbox, &m.encode_in(version));
         }
         for a in local {
             self.answer(a);
@@ -787,6 +812,9 @@ impl Client {
         }
         *current = epoch;
         *speaking = version;
+        // What is still unsent was for the previous arbiter: everything it stood for is
+        // sent again below (registration, unacknowledged requests, queries, renewals).
+        self.outbox.clear();
         // A new arbiter knows no owners: what the local engine holds and queues is
         // re-registered below like the rest (each request has its phase and position).
         self.deleg.reset();

@@ -46,7 +46,7 @@
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { getHeapStatistics } from "node:v8";
 import { mkdirSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { PREFIX, sleep, startHarness, withTimeout } from "../e2e/harness.mjs";
 import { check } from "./check.mjs";
@@ -385,7 +385,7 @@ async function trial(h, n) {
     result.figures.clockOffsets = offs.length
       ? { contexts: offs.length, spreadMs: Math.max(...offs.map((c) => c.offset)) - Math.min(...offs.map((c) => c.offset)), worstUncertaintyMs: Math.max(...offs.map((c) => c.rtt / 2)) }
       : null;
-    if (cfg.dump) writeFileSync(join(root, `${cfg.dump}-${n}.json`), JSON.stringify({ records: [...records.values()], decisions, killed: [...killed], clocks: [...clocks] }));
+    if (cfg.dump) writeFileSync(resolve(root, `${cfg.dump}-${n}.json`), JSON.stringify({ records: [...records.values()], decisions, killed: [...killed], clocks: [...clocks] }));
     for (const e of stalled) result.violations.push({ kind: "loops did not finish (a request never settled)", detail: e });
     if (result.figures.unsettled) result.violations.push({ kind: "unsettled requests in live contexts", detail: `${result.figures.unsettled}` });
     if (leftovers.length) result.violations.push({ kind: "locks or requests left in query() at the end", detail: JSON.stringify(leftovers.slice(0, 10)) });
@@ -436,8 +436,8 @@ try {
 } finally {
   burners.forEach((b) => b.kill());
   await h.close();
-  mkdirSync(dirname(join(root, cfg.out)), { recursive: true });
-  writeFileSync(join(root, cfg.out), JSON.stringify(report, null, 1));
+  mkdirSync(dirname(resolve(root, cfg.out)), { recursive: true });
+  writeFileSync(resolve(root, cfg.out), JSON.stringify(report, null, 1));
 }
 console.log(`chaos: ${report.trials.length - bad} passed, ${bad} failed (report: ${cfg.out})`);
 process.exit(bad ? 1 : 0);

@@ -118,14 +118,9 @@ function join(exports, early) {
     receiving: host.receiving,
   };
   link = coord.connectClient(exports, clientId, { ...options, worker: early.worker, probe: early.probe });
-  // The client's messages of a task go out together, at its end (`link` is the current one),
-  // and before a goodbye.
-  const flush = () => {
-    const batch = exports.clientOutbox();
-    if (batch.length) link.post(batch);
-  };
-  host.flushSoon = () => queueMicrotask(flush);
-  const goodbye = () => (flush(), link.goodbye());
+  // The client's messages of a task go out together, at its end, and before a goodbye.
+  host.flushSoon = () => queueMicrotask(exports.clientFlush);
+  const goodbye = () => (exports.clientFlush(), link.goodbye());
   // Comes back as a new client `id` (after a goodbye): the client keeps what it holds and
   // waits for (nothing, when idle) and re-registers it with the arbiter it finds.
   const rejoin = (id) => {
@@ -517,6 +512,7 @@ export const host = {
   local: () => true,
   delegates: () => !(typeof g.DedicatedWorkerGlobalScope === "function" && g instanceof g.DedicatedWorkerGlobalScope),
   flushSoon: () => {},
+  post: (batch) => link.post(batch.slice()), // a view of the wasm memory: copied
   snapshot: () => ({ held: [], pending: [] }),
   entryClient(snapshot, client) {
     snapClients.set(snapshot, host.fromUnits(client));

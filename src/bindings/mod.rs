@@ -126,10 +126,13 @@ extern "C" {
     /// its names back (src/delegate.rs).
     #[wasm_bindgen(method)]
     fn delegates(this: &Host) -> bool;
-    /// Messages to the arbiter are waiting in the outbox: in a microtask, take them
-    /// ([`client_outbox`]) and send them to the current arbiter as one batch.
+    /// Messages to the arbiter are waiting in the outbox: in a microtask, call
+    /// [`client_flush`].
     #[wasm_bindgen(method, js_name = flushSoon)]
     fn flush_soon(this: &Host);
+    /// Sends a batch of [`ClientMsg`] frames to the current arbiter (copying `batch`).
+    #[wasm_bindgen(method)]
+    fn post(this: &Host, batch: &[u16]);
 
     // The lock services' half of the host (js/services.js adds it; feature `services`).
     /// A lock service request was granted: hand `callback` (the services' own) the lock.
@@ -284,8 +287,8 @@ struct Client {
     /// This context may ask for names (`host.delegates()`).
     delegates: bool,
     /// Messages to the arbiter sent in this task, as one batch of frames
-    /// ([`protocol::push_frame`]): JavaScript takes them all with one call
-    /// ([`client_outbox`]) rather than one call per message.
+    /// ([`protocol::push_frame`]): they cross to JavaScript in one call ([`client_flush`])
+    /// rather than one call per message.
     outbox: Vec<u16>,
 }
 
@@ -412,11 +415,16 @@ pub fn client_receive(epoch: u32, batch: &[u16]) -> bool {
     .unwrap_or(false)
 }
 
-/// Takes the messages waiting for the arbiter, as one batch of frames, after
+/// Sends the messages waiting for the arbiter (`host.post`), as one batch of frames, after
 /// `host.flushSoon()`.
-#[wasm_bindgen(js_name = clientOutbox)]
-pub fn client_outbox() -> Vec<u16> {
-    with(|c| core::mem::take(&mut c.outbox)).unwrap_or_default()
+#[wasm_bindgen(js_name = clientFlush)]
+pub fn client_flush() {
+    with(|c| {
+        if !c.outbox.is_empty() {
+            c.host.post(&c.outbox);
+            c.outbox.clear();
+        }
+    });
 }
 
 /// This context is about to be frozen or cached: it gives back every name it serves

@@ -1,7 +1,7 @@
 // Where a cold start's time goes (ours): script loaded, module ready, first arbiter epoch
 // adopted (SharedWorker compiled and elected), first lock granted; and, for comparison, how
-// long an empty SharedWorker takes to start and the first IndexedDB open takes. Fresh browser
-// context per repetition.   node bench/cold.mjs [reps]
+// long an empty classic script takes to load, an empty SharedWorker to start and the first
+// IndexedDB open. Fresh browser context per repetition.   node bench/cold.mjs [reps]
 import { chromium } from "playwright-core";
 import { serve } from "../scripts/server.mjs";
 import { launchOptions } from "../tests/browser.mjs";
@@ -46,6 +46,18 @@ const rows = await fresh(async () => {
   t.firstGrant = performance.now() - T0;
   return t;
 });
+// The floor under any polyfill loaded by a script: how long an empty classic script takes
+// from insertion to its load event (fresh context, same server).
+const emptyScript = await fresh(async () => {
+  const t0 = performance.now();
+  await new Promise((res) => {
+    const s = document.createElement("script");
+    s.src = "/bench/empty.js";
+    s.onload = res;
+    document.head.append(s);
+  });
+  return performance.now() - t0;
+});
 // The floor under any SharedWorker-hosted arbiter: how long the browser takes to start a
 // SharedWorker whose script does nothing but answer (fresh context, same origin).
 const SW_SRC = "onconnect = (e) => e.ports[0].postMessage(performance.timeOrigin + performance.now());";
@@ -74,5 +86,6 @@ await browser.close();
 server.close();
 console.log(`cold start, ms since the script was inserted (median of ${reps}):`);
 for (const k of ["scriptLoaded", "moduleReady", "arbiterAdopted", "firstGrant"]) console.log(`  ${k.padEnd(15)} ${median(rows.map((x) => x[k])).toFixed(1)}`);
+console.log(`an empty classic script: inserted → loaded, ms (median of ${reps}): ${median(emptyScript).toFixed(1)}`);
 console.log(`an empty SharedWorker: constructor → its script runs, ms (median of ${reps}): ${median(swStart).toFixed(1)}`);
 console.log(`the first indexedDB.open() in a fresh profile, ms (median of ${reps}): ${median(idbOpen).toFixed(1)}`);

@@ -1,0 +1,1 @@
+// bench/cold.mjs loads this empty classic script: what any <script src> costs a fresh page here.

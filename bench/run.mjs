@@ -1,12 +1,15 @@
-// Benchmarks: ours vs Chromium's own navigator.locks, side by side in the same run,
-// interleaved repetitions, medians and the ratio to native. Writes bench/report.md and
-// bench/report.json. Every scenario that grants locks also checks mutual exclusion
-// (disjoint holder intervals), so a fast wrong answer cannot win.
+// Benchmarks: ours vs Chromium's own navigator.locks, side by side in the same run, in
+// plain pages and in cross-origin-isolated ones, interleaved repetitions, medians and the
+// ratio to native. Every scenario that grants locks also checks mutual exclusion (disjoint
+// holder intervals), so a fast wrong answer cannot win.
 //
-//   node bench/run.mjs [--reps 3] [--only 1,3,6] [--quick] [--isolated]
+//   node bench/run.mjs [--reps 3] [--only 1,3,6] [--quick] [--plain | --isolated]
 //
-// --isolated serves every page and worker with COOP + COEP (cross-origin isolated: finer
-// timers, and a different cost per postMessage) and writes bench/report-isolated.*.
+// Each repetition runs native and ours in plain pages, then in pages served with COOP +
+// COEP (cross-origin isolated: finer timers, and a different cost per postMessage).
+// Writes bench/report.{md,json} (plain), bench/report-isolated.{md,json} and, with both
+// kinds, bench/summary.md (both side by side, as in the README). --plain or --isolated
+// runs one kind only.
 //
 // Needs a built package (node scripts/build.mjs). Timestamps are
 // performance.timeOrigin + performance.now(), comparable across tabs and workers.
@@ -28,10 +31,17 @@ const ONLY = opt("only", "")
   .split(",")
   .filter(Boolean)
   .map(Number);
-const ISOLATED = argv.includes("--isolated");
+const KINDS = argv.includes("--isolated") ? ["isolated"] : argv.includes("--plain") ? ["plain"] : ["plain", "isolated"];
 const root = new URL("..", import.meta.url).pathname;
-const server = await serve(root, 0, { isolated: ISOLATED });
-const base = `http://localhost:${server.address().port}`;
+const servers = {};
+for (const kind of KINDS) servers[kind] = await serve(root, 0, { isolated: kind === "isolated" });
+// The page kind the scenarios run in now (`use(kind)`): its server, and whether isolated.
+let ISOLATED = false;
+let base = "";
+const use = (kind) => {
+  ISOLATED = kind === "isolated";
+  base = `http://localhost:${servers[kind].address().port}`;
+};
 const browser = await chromium.launch(launchOptions());
 const median = (xs) => {
   const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
@@ -76,7 +86,7 @@ async function together(pages, fn, arg) {
 // corrected spans, with a slack of the offset's error bound plus two timer steps. Elsewhere
 // (one page, or a page and its worker) the slack is fixed.
 const CLOCK_SLACK_MS = 0.25;
-const TIMER_STEP_MS = ISOLATED ? 0.005 : 0.1;
+const timerStep = () => (ISOLATED ? 0.005 : 0.1);
 
 /**
  * Puts every tab's spans on the first tab's clock. NTP-style over a BroadcastChannel: the
@@ -110,7 +120,7 @@ async function oneClock(pages, perPage) {
     return out;
   }, [CH, pages.length]);
   const spans = perPage.flatMap((spans, i) => spans.map(([s, e, ...rest]) => [s - offs[i].off, e - offs[i].off, ...rest]));
-  return { spans, slack: Math.max(...offs.map((o) => o.err)) + 2 * TIMER_STEP_MS };
+  return { spans, slack: Math.max(...offs.map((o) => o.err)) + 2 * timerStep() };
 }
 
 /**
@@ -409,35 +419,41 @@ async function death(impl, how) {
 
 // ---- run ---------------------------------------------------------------------------------
 
-const rows = [];
+const rows = Object.fromEntries(KINDS.map((k) => [k, []]));
 let totalViolations = 0;
 for (const [id, sc] of Object.entries(scenarios)) {
   if (ONLY.length && !ONLY.includes(Number.parseInt(id, 10))) continue;
-  const got = { native: [], ours: [] };
-  const extra = { native: "", ours: "" };
-  let violations = 0;
-  const clashed = { native: [], ours: [] }; // the repetitions with violations, as reported
+  const per = Object.fromEntries(
+    KINDS.map((k) => [k, { got: { native: [], ours: [] }, extra: { native: "", ours: "" }, violations: 0, clashed: { native: [], ours: [] } }]),
+  );
   for (let r = 0; r < REPS; r++) {
-    for (const impl of r % 2 ? ["ours", "native"] : ["native", "ours"]) {
-      try {
-        const res = await sc.run(impl);
-        got[impl].push(res.value);
-        extra[impl] = res.extra || "";
-        if (impl === "ours") violations += res.violations;
-        if (res.violations) clashed[impl].push(`rep ${r + 1}: ${res.violations} violations ${res.extra}`);
-      } catch (e) {
-        got[impl].push(NaN);
-        extra[impl] = `error: ${String(e.message || e).split("\n")[0]}`;
+    for (const kind of KINDS) {
+      use(kind);
+      const { got, extra, clashed } = per[kind]; // clashed: the repetitions with violations
+      for (const impl of r % 2 ? ["ours", "native"] : ["native", "ours"]) {
+        try {
+          const res = await sc.run(impl);
+          got[impl].push(res.value);
+          extra[impl] = res.extra || "";
+          if (impl === "ours") per[kind].violations += res.violations;
+          if (res.violations) clashed[impl].push(`rep ${r + 1}: ${res.violations} violations ${res.extra}`);
+        } catch (e) {
+          got[impl].push(NaN);
+          extra[impl] = `error: ${String(e.message || e).split("\n")[0]}`;
+        }
       }
     }
   }
-  for (const impl of ["native", "ours"]) if (clashed[impl].length) extra[impl] += ` [${clashed[impl].join("; ")}]`;
-  const native = median(got.native);
-  const ours = median(got.ours);
-  totalViolations += violations;
-  const ratio = ours / native;
-  rows.push({ id, title: sc.title, unit: sc.unit, lower: sc.lower, native, ours, ratio, violations, extra, samples: got });
-  console.log(`${id} ${sc.title}: native ${native.toFixed(2)} ours ${ours.toFixed(2)} ${sc.unit} (${ratio.toFixed(2)}×) violations ${violations} ${extra.ours}`);
+  for (const kind of KINDS) {
+    const { got, extra, violations, clashed } = per[kind];
+    for (const impl of ["native", "ours"]) if (clashed[impl].length) extra[impl] += ` [${clashed[impl].join("; ")}]`;
+    const native = median(got.native);
+    const ours = median(got.ours);
+    totalViolations += violations;
+    const ratio = ours / native;
+    rows[kind].push({ id, title: sc.title, unit: sc.unit, lower: sc.lower, native, ours, ratio, violations, extra, samples: got });
+    console.log(`${id} ${kind}: ${sc.title}: native ${native.toFixed(2)} ours ${ours.toFixed(2)} ${sc.unit} (${ratio.toFixed(2)}×) violations ${violations} ${extra.ours}`);
+  }
 }
 
 // Scale of the engine itself (native Rust, counting allocator): memory and time per op.
@@ -452,32 +468,50 @@ if (!ONLY.length || ONLY.includes(10)) {
 
 const version = browser.version();
 await browser.close();
-server.close();
+for (const server of Object.values(servers)) server.close();
 
-const report = {
-  date: new Date().toISOString(),
-  machine: `${cpus().length} × ${cpus()[0]?.model ?? "cpu"}`,
-  browser: `Chromium ${version}`,
-  crossOriginIsolated: ISOLATED,
-  reps: REPS,
-  rows,
-  scale,
-};
-const OUT = ISOLATED ? "report-isolated" : "report";
-writeFileSync(new URL(`${OUT}.json`, import.meta.url), JSON.stringify(report, null, 2) + "\n");
+const date = new Date().toISOString();
+const machine = `${cpus().length} × ${cpus()[0]?.model ?? "cpu"}`;
 const fmt = (v) => (Number.isFinite(v) ? (Math.abs(v) >= 100 ? v.toFixed(0) : v.toFixed(2)) : "—");
-const md = [
-  `Reproduce: \`node bench/run.mjs${ISOLATED ? " --isolated" : ""}\` (after \`node scripts/build.mjs\`). ${report.date.slice(0, 10)}, ${report.machine}, ${report.browser}, headless, pages ${ISOLATED ? "cross-origin isolated (COOP + COEP)" : "not cross-origin isolated"}; medians of ${REPS} interleaved repetitions.`,
-  "",
-  "| # | scenario | unit | native | ours | ours / native | better is | ME violations | notes (ours) |",
-  "|---|---|---|---:|---:|---:|---|---:|---|",
-  ...rows.map(
-    (r) =>
-      `| ${r.id} | ${r.title} | ${r.unit} | ${fmt(r.native)} | ${fmt(r.ours)} | ${Number.isFinite(r.ratio) ? r.ratio.toFixed(2) + "×" : "—"} | ${r.lower ? "lower" : "higher"} | ${r.violations} | ${r.extra.ours}${r.extra.native ? ` · native: ${r.extra.native}` : ""} |`,
-  ),
-  "",
-  scale ? "Engine scale (native Rust, `cargo run --release --example scale`):\n\n```\n" + scale.trim() + "\n```\n" : "",
-].join("\n");
-writeFileSync(new URL(`${OUT}.md`, import.meta.url), md);
-console.log("\n" + md);
+const times = (r) => (Number.isFinite(r.ratio) ? r.ratio.toFixed(2) + "×" : "—");
+const scaleMd = scale ? "Engine scale (native Rust, `cargo run --release --example scale`):\n\n```\n" + scale.trim() + "\n```\n" : "";
+const command = `node bench/run.mjs${KINDS.length === 1 ? ` --${KINDS[0]}` : ""}`;
+const said = `${date.slice(0, 10)}, ${machine}, Chromium ${version}, headless`;
+for (const kind of KINDS) {
+  const isolated = kind === "isolated";
+  const report = { date, machine, browser: `Chromium ${version}`, crossOriginIsolated: isolated, reps: REPS, rows: rows[kind], scale };
+  const OUT = isolated ? "report-isolated" : "report";
+  writeFileSync(new URL(`${OUT}.json`, import.meta.url), JSON.stringify(report, null, 2) + "\n");
+  const md = [
+    `Reproduce: \`${command}\` (after \`node scripts/build.mjs\`). ${said}, pages ${isolated ? "cross-origin isolated (COOP + COEP)" : "not cross-origin isolated"}; medians of ${REPS} interleaved repetitions.`,
+    "",
+    "| # | scenario | unit | native | ours | ours / native | better is | ME violations | notes (ours) |",
+    "|---|---|---|---:|---:|---:|---|---:|---|",
+    ...rows[kind].map(
+      (r) =>
+        `| ${r.id} | ${r.title} | ${r.unit} | ${fmt(r.native)} | ${fmt(r.ours)} | ${times(r)} | ${r.lower ? "lower" : "higher"} | ${r.violations} | ${r.extra.ours}${r.extra.native ? ` · native: ${r.extra.native}` : ""} |`,
+    ),
+    "",
+    scaleMd,
+  ].join("\n");
+  writeFileSync(new URL(`${OUT}.md`, import.meta.url), md);
+  console.log("\n" + md);
+}
+if (KINDS.length === 2) {
+  // Both page kinds side by side, row by row (the README's table).
+  const iso = new Map(rows.isolated.map((r) => [r.id, r]));
+  const summary = [
+    `Reproduce: \`${command}\` (after \`node scripts/build.mjs\`). ${said}; medians of ${REPS} repetitions, each running native and ours in plain pages, then in cross-origin-isolated ones (COOP + COEP).`,
+    "",
+    "| # | scenario | unit | better is | plain: native | ours | ours / native | isolated: native | ours | ours / native | ME violations |",
+    "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ...rows.plain.map((r) => {
+      const i = iso.get(r.id);
+      return `| ${r.id} | ${r.title} | ${r.unit} | ${r.lower ? "lower" : "higher"} | ${fmt(r.native)} | ${fmt(r.ours)} | ${times(r)} | ${fmt(i.native)} | ${fmt(i.ours)} | ${times(i)} | ${r.violations + i.violations} |`;
+    }),
+    "",
+  ].join("\n");
+  writeFileSync(new URL("summary.md", import.meta.url), summary);
+  console.log("\n" + summary);
+}
 process.exit(totalViolations ? 1 : 0);

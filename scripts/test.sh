@@ -38,6 +38,9 @@ step "native tests (engine unit + model + simulation, protocol, arbiter; with th
 cargo test -q --features trace,services
 cargo test -q --lib
 
+step "JavaScript unit tests: the transport's batching of a task's messages (tests/transport)"
+node --test tests/transport/
+
 step "fuzzing: the protocol decoder and the arbiter, 100,000 executions each (scripts/fuzz.sh)"
 scripts/fuzz.sh
 

@@ -181,6 +181,23 @@ const scenarios = {
       return { value: r, violations: 0 };
     },
   },
+  "1b": {
+    title: "uncontended sequential `await request()`, async callback",
+    unit: "µs/op",
+    lower: true,
+    async run(impl) {
+      const { ctx, pages } = await tabs(impl, 1);
+      const r = await pages[0].evaluate(async (n) => {
+        const L = navigator.locks;
+        for (let i = 0; i < 200; i++) await L.request("warm", async () => {});
+        const t0 = performance.now();
+        for (let i = 0; i < n; i++) await L.request("a", async () => {});
+        return ((performance.now() - t0) * 1000) / n;
+      }, QUICK ? 2000 : 10000);
+      await ctx.close();
+      return { value: r, violations: 0 };
+    },
+  },
   "2a": {
     title: "1,000 requests queued at once on one name",
     unit: "ms",

@@ -422,6 +422,10 @@ async function death(impl, how) {
     });
   });
   await b.waitForFunction(async () => (await navigator.locks.query()).pending.length === 1);
+  // Ours: the arbiter instance before and after (in plain pages Chromium may run the
+  // SharedWorker in the holder tab's process, and a crash then takes it down too).
+  const epoch = () => b.evaluate(async (ours) => (ours ? (await navigator.locks.ready).client.epoch : 0), impl === "ours");
+  const before = await epoch();
   const t0 = Date.now();
   if (how === "close") await a.close();
   else {
@@ -430,8 +434,9 @@ async function death(impl, how) {
   }
   await b.waitForFunction(() => window.granted !== null, null, { timeout: 10000 });
   const v = (await b.evaluate(() => window.granted)) - t0;
+  const restarted = (await epoch()) !== before;
   await ctx.close();
-  return { value: v, violations: 0 };
+  return { value: v, violations: 0, tally: restarted ? "the arbiter restarted" : "" };
 }
 
 // ---- run ---------------------------------------------------------------------------------
@@ -441,7 +446,7 @@ let totalViolations = 0;
 for (const [id, sc] of Object.entries(scenarios)) {
   if (ONLY.length && !ONLY.includes(Number.parseInt(id, 10))) continue;
   const per = Object.fromEntries(
-    KINDS.map((k) => [k, { got: { native: [], ours: [] }, extra: { native: "", ours: "" }, violations: 0, clashed: { native: [], ours: [] } }]),
+    KINDS.map((k) => [k, { got: { native: [], ours: [] }, extra: { native: "", ours: "" }, violations: 0, clashed: { native: [], ours: [] }, tally: {} }]),
   );
   for (let r = 0; r < REPS; r++) {
     for (const kind of KINDS) {
@@ -454,6 +459,8 @@ for (const [id, sc] of Object.entries(scenarios)) {
           extra[impl] = res.extra || "";
           if (impl === "ours") per[kind].violations += res.violations;
           if (res.violations) clashed[impl].push(`rep ${r + 1}: ${res.violations} violations ${res.extra}`);
+          // A scenario's note on what happened in a repetition, counted over them.
+          if (res.tally) per[kind].tally[`${impl} ${res.tally}`] = (per[kind].tally[`${impl} ${res.tally}`] || 0) + 1;
         } catch (e) {
           got[impl].push(NaN);
           extra[impl] = `error: ${String(e.message || e).split("\n")[0]}`;
@@ -462,8 +469,12 @@ for (const [id, sc] of Object.entries(scenarios)) {
     }
   }
   for (const kind of KINDS) {
-    const { got, extra, violations, clashed } = per[kind];
+    const { got, extra, violations, clashed, tally } = per[kind];
     for (const impl of ["native", "ours"]) if (clashed[impl].length) extra[impl] += ` [${clashed[impl].join("; ")}]`;
+    for (const [what, n] of Object.entries(tally)) {
+      const [impl, ...words] = what.split(" ");
+      extra[impl] += `${extra[impl] ? "; " : ""}${words.join(" ")} in ${n} of ${got[impl].length} repetitions`;
+    }
     const native = median(got.native);
     const ours = median(got.ours);
     totalViolations += violations;

@@ -145,8 +145,8 @@ function check(spans, slack = CLOCK_SLACK_MS) {
   return { violations, worst, maxReaders, slack };
 }
 
-/** The report's words for a check's violations: how many, and the largest overlap. */
-const clashes = (c) => (c.violations ? ` (worst overlap ${c.worst.toFixed(3)} ms)` : "") + `, slack ${c.slack.toFixed(2)} ms`;
+/** The report's words for an exclusion check: its slack, and any violation's largest overlap. */
+const clashes = (c) => `slack ${c.slack.toFixed(2)} ms` + (c.violations ? `, worst overlap ${c.worst.toFixed(3)} ms` : "");
 
 /** Median gap between the end of one holder and the start of the next, when they differ. */
 function handoffs(spans) {
@@ -168,35 +168,13 @@ const scenarios = {
     title: "uncontended sequential `await request()`",
     unit: "µs/op",
     lower: true,
-    async run(impl) {
-      const { ctx, pages } = await tabs(impl, 1);
-      const r = await pages[0].evaluate(async (n) => {
-        const L = navigator.locks;
-        for (let i = 0; i < 200; i++) await L.request("warm", () => {});
-        const t0 = performance.now();
-        for (let i = 0; i < n; i++) await L.request("a", () => {});
-        return ((performance.now() - t0) * 1000) / n;
-      }, QUICK ? 2000 : 10000);
-      await ctx.close();
-      return { value: r, violations: 0 };
-    },
+    run: (impl) => sequential(impl, false),
   },
   "1b": {
     title: "uncontended sequential `await request()`, async callback",
     unit: "µs/op",
     lower: true,
-    async run(impl) {
-      const { ctx, pages } = await tabs(impl, 1);
-      const r = await pages[0].evaluate(async (n) => {
-        const L = navigator.locks;
-        for (let i = 0; i < 200; i++) await L.request("warm", async () => {});
-        const t0 = performance.now();
-        for (let i = 0; i < n; i++) await L.request("a", async () => {});
-        return ((performance.now() - t0) * 1000) / n;
-      }, QUICK ? 2000 : 10000);
-      await ctx.close();
-      return { value: r, violations: 0 };
-    },
+    run: (impl) => sequential(impl, true),
   },
   "2a": {
     title: "1,000 requests queued at once on one name",
@@ -213,7 +191,7 @@ const scenarios = {
       }, HOLDER);
       await ctx.close();
       const c = check(r.spans);
-      return { value: r.ms, extra: clashes(c).slice(2), violations: c.violations };
+      return { value: r.ms, extra: clashes(c), violations: c.violations };
     },
   },
   "2b": {
@@ -251,7 +229,7 @@ const scenarios = {
       await ctx.close();
       const h = handoffs(spans);
       const c = check(spans, slack);
-      return { value: h.median, extra: `${h.perSec.toFixed(0)} handoffs/s${clashes(c)}`, violations: c.violations };
+      return { value: h.median, extra: `${h.perSec.toFixed(0)} handoffs/s, ${clashes(c)}`, violations: c.violations };
     },
   },
   4: {
@@ -347,7 +325,7 @@ const scenarios = {
       await ctx.close();
       const h = handoffs(spans);
       const c = check(spans);
-      return { value: h.median, extra: `${h.perSec.toFixed(0)} handoffs/s${clashes(c)}`, violations: c.violations };
+      return { value: h.median, extra: `${h.perSec.toFixed(0)} handoffs/s, ${clashes(c)}`, violations: c.violations };
     },
   },
   10: {
@@ -385,6 +363,24 @@ const scenarios = {
   },
 };
 
+/** Scenarios 1 and 1b: µs per uncontended sequential request, after 200 to warm up. */
+async function sequential(impl, asyncCallback) {
+  const { ctx, pages } = await tabs(impl, 1);
+  const r = await pages[0].evaluate(
+    async ([n, asyncCallback]) => {
+      const L = navigator.locks;
+      const cb = asyncCallback ? async () => {} : () => {};
+      for (let i = 0; i < 200; i++) await L.request("warm", cb);
+      const t0 = performance.now();
+      for (let i = 0; i < n; i++) await L.request("a", cb);
+      return ((performance.now() - t0) * 1000) / n;
+    },
+    [QUICK ? 2000 : 10000, asyncCallback],
+  );
+  await ctx.close();
+  return { value: r, violations: 0 };
+}
+
 /** Scenarios 4 and 5: 8 tabs × 100 requests on one name, all exclusive or readers/writer. */
 async function eightTabs(impl, readers) {
   const { ctx, pages } = await tabs(impl, 8);
@@ -405,7 +401,7 @@ async function eightTabs(impl, readers) {
   await ctx.close();
   const dur = Math.max(...spans.map((s) => s[1])) - Math.min(...spans.map((s) => s[0]));
   const c = check(spans, slack);
-  return { value: (spans.length / dur) * 1000, extra: (readers ? `max ${c.maxReaders} readers at once` : "grants") + clashes(c), violations: c.violations };
+  return { value: (spans.length / dur) * 1000, extra: (readers ? `max ${c.maxReaders} readers at once, ` : "") + clashes(c), violations: c.violations };
 }
 
 async function death(impl, how) {
@@ -446,7 +442,7 @@ let totalViolations = 0;
 for (const [id, sc] of Object.entries(scenarios)) {
   if (ONLY.length && !ONLY.includes(Number.parseInt(id, 10))) continue;
   const per = Object.fromEntries(
-    KINDS.map((k) => [k, { got: { native: [], ours: [] }, extra: { native: "", ours: "" }, violations: 0, clashed: { native: [], ours: [] }, tally: {} }]),
+    KINDS.map((k) => [k, { got: { native: [], ours: [] }, extra: { native: "", ours: "" }, violations: 0, clashed: { native: [], ours: [] }, tally: { native: {}, ours: {} } }]),
   );
   for (let r = 0; r < REPS; r++) {
     for (const kind of KINDS) {
@@ -460,7 +456,7 @@ for (const [id, sc] of Object.entries(scenarios)) {
           if (impl === "ours") per[kind].violations += res.violations;
           if (res.violations) clashed[impl].push(`rep ${r + 1}: ${res.violations} violations ${res.extra}`);
           // A scenario's note on what happened in a repetition, counted over them.
-          if (res.tally) per[kind].tally[`${impl} ${res.tally}`] = (per[kind].tally[`${impl} ${res.tally}`] || 0) + 1;
+          if (res.tally) per[kind].tally[impl][res.tally] = (per[kind].tally[impl][res.tally] || 0) + 1;
         } catch (e) {
           got[impl].push(NaN);
           extra[impl] = `error: ${String(e.message || e).split("\n")[0]}`;
@@ -471,10 +467,8 @@ for (const [id, sc] of Object.entries(scenarios)) {
   for (const kind of KINDS) {
     const { got, extra, violations, clashed, tally } = per[kind];
     for (const impl of ["native", "ours"]) if (clashed[impl].length) extra[impl] += ` [${clashed[impl].join("; ")}]`;
-    for (const [what, n] of Object.entries(tally)) {
-      const [impl, ...words] = what.split(" ");
-      extra[impl] += `${extra[impl] ? "; " : ""}${words.join(" ")} in ${n} of ${got[impl].length} repetitions`;
-    }
+    for (const impl of ["native", "ours"])
+      for (const [what, n] of Object.entries(tally[impl])) extra[impl] += `${extra[impl] ? "; " : ""}${what} in ${n} of ${got[impl].length} repetitions`;
     const native = median(got.native);
     const ours = median(got.ours);
     totalViolations += violations;

@@ -373,6 +373,23 @@ export function checkFifo(records) {
   return violations;
 }
 
+/**
+ * How many messages a tab (the polyfill's) sends to the arbiter for `n` sequential requests
+ * on `name`, counted by `stats.sent`, including a give-back in the task after the last.
+ */
+export function messagesFor(tab, name, n) {
+  return tab.eval(
+    async ([name, n]) => {
+      const { stats } = await navigator.locks.ready;
+      const before = stats.sent;
+      for (let i = 0; i < n; i++) await navigator.locks.request(name, () => {});
+      await new Promise((r) => setTimeout(r, 20));
+      return stats.sent - before;
+    },
+    [name, n],
+  );
+}
+
 /** Requests that never settled. */
 export function unsettled(records) {
   return records.filter((r) => r.settled === null).map((r) => `${r.ctx}/${r.key} ${r.outcome}`);

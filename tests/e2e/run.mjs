@@ -30,6 +30,7 @@ import {
   checkExclusion,
   checkFifo,
   median,
+  messagesFor,
   pct,
   sleep,
   startHarness,
@@ -396,13 +397,7 @@ scenario("n", "delegation: a name one tab uses is served in that tab; another ta
     const aId = await whoAmI(A, "a");
     // Served in A: 30 sequential requests on a name no other context uses cost an Ask and,
     // once idle, a Handback (each `request()` would otherwise send a request and a release).
-    const sent = await A.eval(async () => {
-      const { stats } = await navigator.locks.ready;
-      const before = stats.sent;
-      for (let i = 0; i < 30; i++) await navigator.locks.request("n-solo", () => {});
-      await new Promise((r) => setTimeout(r, 20));
-      return stats.sent - before;
-    });
+    const sent = await messagesFor(A, "n-solo", 30);
     c.expect(sent <= 4, `30 requests on a name only this tab uses took ${sent} messages to the arbiter`);
     c.fig("n messages for 30 requests served in the tab", sent);
     // A holds a name it serves, with a request of its own queued behind: another tab's

@@ -20,7 +20,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { sleep, startHarness } from "./harness.mjs";
+import { messagesFor, sleep, startHarness } from "./harness.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
 const NEXT = "build/dist-next";
@@ -186,13 +186,7 @@ await test("the previous release (protocol 2 only) and today's share one lock sp
   assert.equal(ia.version, 2);
   // Messages today's page sends for 30 sequential requests on a name nobody else uses: it
   // serves the name itself after its first request (an Ask, then a Handback once idle).
-  const sb = await b.eval(async () => {
-    const { stats } = await navigator.locks.ready;
-    const before = stats.sent;
-    for (let i = 0; i < 30; i++) await navigator.locks.request("b-only", () => {});
-    await new Promise((r) => setTimeout(r, 20));
-    return stats.sent - before;
-  });
+  const sb = await messagesFor(b, "b-only", 30);
   assert.ok(sb <= 4, `today's page sent ${sb} messages for 30 requests`);
   for (let i = 0; i < 30; i++) assert.equal(await tryLock(a, "a-only"), true);
   // A name today's page serves itself: the previous release's page sees its lock in
